@@ -1,6 +1,10 @@
 package events
 
-import "time"
+import (
+	"time"
+
+	"ibu.dev/shared/fingerprint"
+)
 
 // Cluster events, published by a cluster's node agent (desired.set by the
 // scheduler or ibuctl) on ibu.event.<cluster>.<name>.
@@ -55,18 +59,9 @@ type Stateroot struct {
 }
 
 // Fingerprint is what must match between a seed and a cluster for the seed
-// to fit (ARCHITECTURE.md §8).
-type Fingerprint struct {
-	Architecture          string   `json:"architecture"` // GOARCH naming: amd64, arm64, ...
-	Platform              string   `json:"platform"`     // e.g. BareMetal, None
-	NetworkType           string   `json:"networkType"`  // e.g. OVNKubernetes
-	IPFamily              IPFamily `json:"ipFamily"`
-	FIPS                  bool     `json:"fips"`
-	Proxy                 bool     `json:"proxy"`
-	AdditionalTrustBundle bool     `json:"additionalTrustBundle,omitempty"`
-	ContainerStorage      string   `json:"containerStorage"`    // layout of /var/lib/containers, e.g. separate-partition
-	Operators             []string `json:"operators,omitempty"` // installed operator packages
-}
+// to boot there (package fingerprint owns it; the seed image's info label
+// carries the same type).
+type Fingerprint = fingerprint.Fingerprint
 
 // ClusterHeartbeat says a node agent is alive. Seq grows by one per
 // heartbeat of an agent process, so a gap shows lost messages and a reset an

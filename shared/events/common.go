@@ -1,7 +1,5 @@
 package events
 
-import "time"
-
 // ObjectRef names a namespaced Kubernetes object, here always a ConfigMap:
 // the OADP content and the extra manifests of an upgrade.
 type ObjectRef struct {
@@ -27,14 +25,4 @@ type SecretRef struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"` // kubernetes-secret: defaults to the service's namespace
 	Path      string `json:"path,omitempty"`      // dockerconfig-file: absolute path, required
-}
-
-// Condition is a Kubernetes-style condition. Reason is a CamelCase word a
-// program can switch on; Message is for humans only.
-type Condition struct {
-	Type               string          `json:"type"`
-	Status             ConditionStatus `json:"status"`
-	Reason             string          `json:"reason"`
-	Message            string          `json:"message,omitempty"`
-	LastTransitionTime time.Time       `json:"lastTransitionTime"`
 }

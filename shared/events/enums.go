@@ -4,38 +4,41 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/stages"
 )
 
-// Stage is a stage of the per-cluster state machine (ARCHITECTURE.md §4).
-type Stage string
+// Stage, StageState, ConditionStatus and Condition are the state machine's
+// own types (package stages owns them); the contract carries them as they are.
+type (
+	Stage           = stages.Stage
+	StageState      = stages.State
+	ConditionStatus = stages.ConditionStatus
+	Condition       = stages.Condition
+)
 
 // The stages. Idle is both "nothing to do" and the target of abort/finalize.
 const (
-	StageIdle     Stage = "Idle"
-	StagePrep     Stage = "Prep"
-	StageUpgrade  Stage = "Upgrade"
-	StageRollback Stage = "Rollback"
+	StageIdle     = stages.Idle
+	StagePrep     = stages.Prep
+	StageUpgrade  = stages.Upgrade
+	StageRollback = stages.Rollback
 )
 
-// StageState is how far a cluster got in its current stage. It is a typed
-// field rather than a condition message, so nobody parses prose for progress.
-type StageState string
-
-// The states of a stage.
+// The states of a stage: a typed field rather than a condition message, so
+// nobody parses prose for progress.
 const (
-	StateInProgress StageState = "InProgress"
-	StateCompleted  StageState = "Completed"
-	StateFailed     StageState = "Failed"
+	StateInProgress = stages.InProgress
+	StateCompleted  = stages.Completed
+	StateFailed     = stages.Failed
 )
-
-// ConditionStatus is the status of a Condition, as in Kubernetes.
-type ConditionStatus string
 
 // The condition statuses.
 const (
-	ConditionTrue    ConditionStatus = "True"
-	ConditionFalse   ConditionStatus = "False"
-	ConditionUnknown ConditionStatus = "Unknown"
+	ConditionTrue    = stages.True
+	ConditionFalse   = stages.False
+	ConditionUnknown = stages.Unknown
 )
 
 // Action is one action of a plan step; the scheduler turns each into desired
@@ -126,14 +129,15 @@ const (
 	TierAdvisory  HealthTier = "Advisory"
 )
 
-// IPFamily is the IP stack of a cluster's machine network.
-type IPFamily string
+// IPFamily is the IP stack of a cluster's machine network (package
+// fingerprint owns it).
+type IPFamily = fingerprint.IPFamily
 
 // The IP families.
 const (
-	IPv4      IPFamily = "IPv4"
-	IPv6      IPFamily = "IPv6"
-	DualStack IPFamily = "DualStack"
+	IPv4      = fingerprint.IPv4
+	IPv6      = fingerprint.IPv6
+	DualStack = fingerprint.DualStack
 )
 
 // SeedBuildPhase is a phase of a seed image build.

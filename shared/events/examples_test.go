@@ -3,6 +3,8 @@ package events
 import (
 	"strings"
 	"time"
+
+	"ibu.dev/shared/fingerprint"
 )
 
 // Fully populated examples, one per type: every optional field set, so that
@@ -66,8 +68,8 @@ func examples() []Data {
 			AgentVersion: "v0.1.0-12-gabcdef0",
 			Fingerprint: Fingerprint{
 				Architecture: "amd64", Platform: "BareMetal", NetworkType: "OVNKubernetes", IPFamily: DualStack,
-				FIPS: true, Proxy: true, AdditionalTrustBundle: true, ContainerStorage: "separate-partition",
-				Operators: []string{"sriov-network-operator", "lvms-operator"},
+				FIPS: true, Proxy: true, TrustBundleHash: "sha256:0f3c", ContainerStorage: "separate-partition",
+				Operators: []fingerprint.Operator{{Name: "sriov-network-operator", Version: "4.16.1"}, {Name: "lvms-operator", Version: "4.16.0"}},
 			},
 		},
 		ClusterHeartbeat{ClusterID: "sno-001", Seq: 42, Time: exTime, Stage: StageUpgrade, State: StateInProgress},

@@ -41,7 +41,7 @@ func TestCompatible(t *testing.T) {
 		{
 			name: "operators", want: []ReasonCode{MissingOperators}, msg: "metallb-operator (4.15.0), ptp-operator (4.15.1)",
 			cluster: func(c *ClusterInfo) {
-				c.Operators = append(c.Operators, Operator{"metallb-operator", "4.15.0"}, Operator{"ptp-operator", "4.15.1"})
+				c.Operators = append(c.Operators, Operator{Name: "metallb-operator", Version: "4.15.0"}, Operator{Name: "ptp-operator", Version: "4.15.1"})
 			},
 		},
 		{name: "seed has more operators", cluster: func(c *ClusterInfo) { c.Operators = nil }},
@@ -52,7 +52,7 @@ func TestCompatible(t *testing.T) {
 				*c = ClusterInfo{Version: "4.18.0", Fingerprint: Fingerprint{
 					Architecture: "arm64", Platform: "BareMetal", NetworkType: "OpenShiftSDN", IPFamily: IPv6,
 					Proxy: true, FIPS: true, TrustBundleHash: "other", ContainerStorage: StorageVarLibContainers,
-					Operators: []Operator{{"ptp-operator", "4.18.0"}},
+					Operators: []Operator{{Name: "ptp-operator", Version: "4.18.0"}},
 				}}
 			},
 			want: []ReasonCode{

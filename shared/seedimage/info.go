@@ -4,43 +4,26 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"ibu.dev/shared/fingerprint"
 )
 
-// IPFamily is the IP stack of a cluster's node network.
-type IPFamily string
+// The fingerprint types live in package fingerprint, shared with the event
+// contract; these aliases keep seedimage's API self-contained.
+type (
+	Fingerprint = fingerprint.Fingerprint
+	Operator    = fingerprint.Operator
+	IPFamily    = fingerprint.IPFamily
+)
 
-// The IP families ibu knows.
+// Re-exported fingerprint constants.
 const (
-	IPv4      IPFamily = "IPv4"
-	IPv6      IPFamily = "IPv6"
-	DualStack IPFamily = "DualStack"
+	IPv4                     = fingerprint.IPv4
+	IPv6                     = fingerprint.IPv6
+	DualStack                = fingerprint.DualStack
+	StorageSeparatePartition = fingerprint.StorageSeparatePartition
+	StorageVarLibContainers  = fingerprint.StorageVarLibContainers
 )
-
-// Container-storage layouts: where /var/lib/containers lives.
-const (
-	StorageSeparatePartition = "separate-partition" // its own partition, shared by both stateroots
-	StorageVarLibContainers  = "var-lib-containers" // a directory of the stateroot's /var
-)
-
-// Operator is an installed operator (an OLM ClusterServiceVersion's package).
-type Operator struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-}
-
-// Fingerprint is what must be equal on the seed and on the cluster for the
-// seed's stateroot to boot there. SeedInfo and ClusterInfo both carry it.
-type Fingerprint struct {
-	Architecture     string     `json:"architecture"`     // GOARCH-style: amd64, arm64
-	Platform         string     `json:"platform"`         // infrastructure platform: None, BareMetal, ...
-	NetworkType      string     `json:"networkType"`      // OVNKubernetes, ...
-	IPFamily         IPFamily   `json:"ipFamily"`         // IPv4, IPv6, DualStack
-	Proxy            bool       `json:"proxy"`            // a cluster-wide proxy is configured
-	FIPS             bool       `json:"fips"`             // FIPS mode is on
-	TrustBundleHash  string     `json:"trustBundleHash"`  // hash of the additional trust bundle, "" if none
-	ContainerStorage string     `json:"containerStorage"` // StorageSeparatePartition or StorageVarLibContainers
-	Operators        []Operator `json:"operators,omitempty"`
-}
 
 // SeedInfo describes a seed: the release it carries and the cluster it was
 // taken from. It travels as JSON in the LabelInfo label.
