@@ -66,6 +66,10 @@ func (e *TransitionError) Error() string {
 
 func (e *TransitionError) Unwrap() error { return ErrInvalidTransition }
 
+// Reason is the condition reason of every refused move, InvalidTransition;
+// Code says which refusal it was.
+func (e *TransitionError) Reason() string { return ReasonInvalidTransition }
+
 // ValidNextStages returns the stages a cluster at p may be asked to move to,
 // not counting its own stage (asking for the current stage again is always a
 // no-op, except where it means resume or retry, which is listed).
