@@ -42,7 +42,8 @@ vet:
 
 ## bench: performance figures and ratios (never timed unit tests)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./shared/bus/
+	$(GO) test -run '^$$' -bench BenchmarkValidate -benchmem -count 1 ./shared/events/
+	$(GO) test -run '^$$' -bench BenchmarkThroughput -benchtime 20000x -count 1 ./shared/bus/
 
 ## fuzz: run the decoders' fuzzers for a while (their seed corpora run in `make test`)
 FUZZTIME ?= 60s

@@ -78,16 +78,14 @@ func Validate(e cloudevents.Event) error {
 	if !utf8.Valid(data) || !json.Valid(data) {
 		return decodeErr(ErrNotJSON, typ, id, "data is not a single valid UTF-8 JSON value")
 	}
-	if k, err := duplicateMember(data); err != nil || k != "" {
+	doc, dup, err := parseDoc(data)
+	if err != nil {
+		return decodeErr(ErrNotJSON, typ, id, "%v", err)
+	}
+	if dup != "" {
 		// Parsers disagree on which of two same-named members wins (Go takes
 		// the last, others the first): refuse rather than guess.
-		return decodeErr(ErrSchema, typ, id, "member %q appears twice in an object", clip(k, 64))
-	}
-	var doc any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // the schema sees integers exactly, not as float64
-	if err := dec.Decode(&doc); err != nil {
-		return decodeErr(ErrNotJSON, typ, id, "%v", err)
+		return decodeErr(ErrSchema, typ, id, "member %q appears twice in an object", clip(dup, 64))
 	}
 	sch, err := schemaFor(typ)
 	if err != nil {
@@ -116,56 +114,6 @@ func isJSONContentType(ct string) bool {
 		mt = strings.TrimSpace(ct[:i])
 	}
 	return mt == "application/json" || mt == "text/json"
-}
-
-// duplicateMember returns the first member name that appears twice in one
-// object of the JSON value data, or "".
-func duplicateMember(data []byte) (string, error) {
-	type frame struct {
-		keys    map[string]bool // nil for an array
-		wantKey bool
-	}
-	var stack []*frame
-	// valueDone marks the enclosing object ready for its next key.
-	valueDone := func() {
-		if n := len(stack); n > 0 && stack[n-1].keys != nil {
-			stack[n-1].wantKey = true
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return "", nil
-		}
-		if err != nil {
-			return "", err
-		}
-		d, isDelim := tok.(json.Delim)
-		if n := len(stack); n > 0 && stack[n-1].wantKey && d != '}' {
-			k, ok := tok.(string)
-			if !ok {
-				return "", fmt.Errorf("object key is not a string")
-			}
-			if stack[n-1].keys[k] {
-				return k, nil
-			}
-			stack[n-1].keys[k] = true
-			stack[n-1].wantKey = false
-			continue
-		}
-		switch {
-		case isDelim && d == '{':
-			stack = append(stack, &frame{keys: map[string]bool{}, wantKey: true})
-		case isDelim && d == '[':
-			stack = append(stack, &frame{})
-		case isDelim: // '}' or ']'
-			stack = stack[:len(stack)-1]
-			valueDone()
-		default:
-			valueDone()
-		}
-	}
 }
 
 // decodeData decodes JSON data into v (a pointer), refusing unknown fields

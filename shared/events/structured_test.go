@@ -268,9 +268,9 @@ func TestDuplicateMember(t *testing.T) {
 		{`{"a":[1,{"x":1,"x":2}]}`, "x"},
 		{`{"a":{"b":{}},"c":[],"a":null}`, "a"},
 	} {
-		got, err := duplicateMember([]byte(c.in))
+		_, got, err := parseDoc([]byte(c.in))
 		if err != nil || got != c.want {
-			t.Errorf("duplicateMember(%s) = %q, %v; want %q", c.in, got, err, c.want)
+			t.Errorf("parseDoc(%s) duplicate = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
 }

@@ -1,0 +1,107 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNoChange, returned by an update function, skips the write.
+var ErrNoChange = errors.New("bus: no change")
+
+// ErrConflict is returned when an update kept losing to concurrent writers.
+var ErrConflict = errors.New("bus: too many concurrent updates")
+
+// maxUpdateAttempts bounds the compare-and-set retries of Update.
+const maxUpdateAttempts = 50
+
+// Update changes key with compare-and-set: it reads the current value and
+// revision, calls fn, and writes fn's result only if nobody wrote the key in
+// between (kv.Update with the revision, or kv.Create when the key is
+// absent or deleted), re-reading and calling fn again on a conflict. fn may
+// be called several times and must have no side effects; returning
+// ErrNoChange skips the write. Update returns the key's new revision (or the
+// current one after ErrNoChange).
+func Update(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur []byte, rev uint64, exists bool) ([]byte, error)) (uint64, error) {
+	pause := 5 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var (
+			cur    []byte
+			rev    uint64
+			exists bool
+		)
+		entry, err := kv.Get(ctx, key)
+		switch {
+		case err == nil:
+			cur, rev, exists = entry.Value(), entry.Revision(), true
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			// absent or deleted; Create handles both
+		default:
+			return 0, fmt.Errorf("update %s/%s: get: %w", kv.Bucket(), key, err)
+		}
+		next, err := fn(cur, rev, exists)
+		if errors.Is(err, ErrNoChange) {
+			return rev, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("update %s/%s: %w", kv.Bucket(), key, err)
+		}
+		var newRev uint64
+		if exists {
+			newRev, err = kv.Update(ctx, key, next, rev)
+		} else {
+			newRev, err = kv.Create(ctx, key, next)
+		}
+		if err == nil {
+			return newRev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return 0, fmt.Errorf("update %s/%s: write: %w", kv.Bucket(), key, err)
+		}
+		if attempt >= maxUpdateAttempts {
+			return 0, fmt.Errorf("update %s/%s after %d attempts: %w", kv.Bucket(), key, attempt, ErrConflict)
+		}
+		if err := sleepCtx(ctx, jitter(pause)); err != nil {
+			return 0, fmt.Errorf("update %s/%s: %w", kv.Bucket(), key, err)
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
+}
+
+// UpdateJSON is Update for a JSON-encoded value of type T: fn gets a
+// pointer to the decoded current value (the zero T when the key does not
+// exist, exists false) and changes it in place. It returns the value as
+// stored and its revision.
+func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(v *T, exists bool) error) (T, uint64, error) {
+	var result T
+	rev, err := Update(ctx, kv, key, func(cur []byte, _ uint64, exists bool) ([]byte, error) {
+		var v T
+		if exists {
+			if err := json.Unmarshal(cur, &v); err != nil {
+				return nil, fmt.Errorf("decode current value: %w", err)
+			}
+		}
+		if err := fn(&v, exists); err != nil {
+			if errors.Is(err, ErrNoChange) {
+				// fn may have touched v; report what is stored.
+				var stored T
+				if exists {
+					_ = json.Unmarshal(cur, &stored)
+				}
+				result = stored
+			}
+			return nil, err
+		}
+		result = v
+		return json.Marshal(v)
+	})
+	if err != nil {
+		var zero T
+		return zero, 0, err
+	}
+	return result, rev, nil
+}
