@@ -63,42 +63,68 @@ func Validate(e cloudevents.Event) error {
 	if !ok {
 		return decodeErr(ErrUnknownType, typ, id, "type %q is not part of the ibu contract", typ)
 	}
-	data := e.Data()
-	if len(data) > MaxEventSize {
-		return decodeErr(ErrTooLarge, typ, id, "data is %d bytes, limit %d", len(data), MaxEventSize)
-	}
 	if ct := e.DataContentType(); ct != "" && !isJSONContentType(ct) {
 		return decodeErr(ErrNotJSON, typ, id, "datacontenttype %q is not JSON", ct)
 	}
+	if err := validateData(spec, e.Data()); err != nil {
+		err.ID = id
+		return err
+	}
+	return nil
+}
+
+// ValidateData checks a JSON document against the schema and Go type of the
+// contract type typ: the check Validate applies to an event's data. KV values
+// that carry a contract type (IBU_DESIRED holds DesiredStageSet documents)
+// are checked with it, so a hand-written key is refused like a bad event.
+func ValidateData(typ string, data []byte) error {
+	spec, ok := Lookup(typ)
+	if !ok {
+		return decodeErr(ErrUnknownType, typ, "", "type %q is not part of the ibu contract", typ)
+	}
+	if err := validateData(spec, data); err != nil {
+		return err
+	}
+	return nil
+}
+
+func validateData(spec Spec, data []byte) *DecodeError {
+	typ := spec.Type
+	fail := func(kind error, format string, args ...any) *DecodeError {
+		return &DecodeError{Kind: kind, Type: typ, Detail: fmt.Sprintf(format, args...)}
+	}
+	if len(data) > MaxEventSize {
+		return fail(ErrTooLarge, "data is %d bytes, limit %d", len(data), MaxEventSize)
+	}
 	if len(data) == 0 {
-		return decodeErr(ErrSchema, typ, id, "event has no data")
+		return fail(ErrSchema, "event has no data")
 	}
 	// json.Valid also refuses trailing data, which a Decoder's More() misses
 	// when it starts with '}' or ']'.
 	if !utf8.Valid(data) || !json.Valid(data) {
-		return decodeErr(ErrNotJSON, typ, id, "data is not a single valid UTF-8 JSON value")
+		return fail(ErrNotJSON, "data is not a single valid UTF-8 JSON value")
 	}
 	doc, dup, err := parseDoc(data)
 	if err != nil {
-		return decodeErr(ErrNotJSON, typ, id, "%v", err)
+		return fail(ErrNotJSON, "%v", err)
 	}
 	if dup != "" {
 		// Parsers disagree on which of two same-named members wins (Go takes
 		// the last, others the first): refuse rather than guess.
-		return decodeErr(ErrSchema, typ, id, "member %q appears twice in an object", clip(dup, 64))
+		return fail(ErrSchema, "member %q appears twice in an object", clip(dup, 64))
 	}
 	sch, err := schemaFor(typ)
 	if err != nil {
-		return decodeErr(ErrUnknownType, typ, id, "%v", err)
+		return fail(ErrUnknownType, "%v", err)
 	}
 	if err := sch.Validate(doc); err != nil {
-		return decodeErr(ErrSchema, typ, id, "%v", err)
+		return fail(ErrSchema, "%v", err)
 	}
 	// The schema and the Go struct are kept in step by tests; decoding here
 	// as well guarantees that DataAs succeeds on any valid event (JSON Schema
 	// accepts 1.0 as an integer, encoding/json does not).
 	if err := decodeData(data, spec.NewData()); err != nil {
-		return decodeErr(ErrSchema, typ, id, "decode into Go type: %v", err)
+		return fail(ErrSchema, "decode into Go type: %v", err)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +69,27 @@ func BenchmarkValidate(b *testing.B) {
 	for b.Loop() {
 		if err := Validate(e); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestValidateData(t *testing.T) {
+	good := []byte(`{"clusterId":"sno-001","stage":"Prep","generation":2,"seedImage":"registry.example/seed@sha256:` + strings.Repeat("a", 64) + `","seedVersion":"4.16.9"}`)
+	if err := ValidateData(TypeDesiredStageSet, good); err != nil {
+		t.Fatalf("valid desired state refused: %v", err)
+	}
+	for name, c := range map[string]struct {
+		typ  string
+		data string
+		want error
+	}{
+		"unknown type":  {"dev.ibu.nope.v1", `{}`, ErrUnknownType},
+		"bad stage":     {TypeDesiredStageSet, `{"clusterId":"sno-001","stage":"Reboot","generation":1}`, ErrSchema},
+		"not json":      {TypeDesiredStageSet, `stage=Prep`, ErrNotJSON},
+		"duplicate key": {TypeDesiredStageSet, `{"clusterId":"sno-001","stage":"Prep","stage":"Idle","generation":1}`, ErrSchema},
+	} {
+		if err := ValidateData(c.typ, []byte(c.data)); !errors.Is(err, c.want) {
+			t.Errorf("%s: err %v, want %v", name, err, c.want)
 		}
 	}
 }
