@@ -37,19 +37,24 @@ type Stateroots interface {
 	// it with the given kernel arguments, NOT as the boot default: a host
 	// that reboots during Prep must come back on the old stateroot. It
 	// returns the deployment (the existing one when commit is already
-	// deployed in stateroot).
+	// deployed in stateroot). A stateroot holds one commit: deploying
+	// another commit into a stateroot that has a deployment fails (Remove
+	// it first). A commit not in the host's repository gives ErrNotFound.
 	Deploy(ctx context.Context, stateroot, commit string, kargs []string) (Deployment, error)
 	// Paths returns the root directory of the newest deployment of
 	// stateroot (whose etc/ is that deployment's /etc) and the stateroot's
-	// shared var directory (its /var).
+	// shared var directory (its /var). The newest deployment is the
+	// stateroot's first in boot order, the one ostree merges /etc from. A
+	// stateroot without deployments gives ErrNotFound.
 	Paths(ctx context.Context, stateroot string) (root, varDir string, err error)
 	// SetDefault makes the newest deployment of stateroot the one the next
 	// boot starts: the pivot, and the rollback. /etc changes made in that
-	// deployment are kept.
+	// deployment are kept (its root directory may change: call Paths
+	// again). A stateroot without deployments gives ErrNotFound.
 	SetDefault(ctx context.Context, stateroot string) error
 	// Remove undeploys every deployment of stateroot and deletes the
 	// stateroot with its /var. It refuses the booted stateroot with
-	// ErrBooted.
+	// ErrBooted; a stateroot that does not exist is not an error.
 	Remove(ctx context.Context, stateroot string) error
 }
 
@@ -72,3 +77,22 @@ var (
 	// ErrNotFound: no such stateroot or deployment.
 	ErrNotFound = errors.New("not found")
 )
+
+// ImageStore is the node's container image storage, for precache.
+type ImageStore interface {
+	// Inventory lists the images present, as name@sha256:<digest>.
+	Inventory(ctx context.Context) ([]string, error)
+	// Pull fetches an image (name@sha256:<digest>) unless it is present,
+	// and returns the bytes transferred (0 when it was already there).
+	Pull(ctx context.Context, image string) (int64, error)
+	// Remove deletes an image; absent is not an error.
+	Remove(ctx context.Context, image string) error
+}
+
+// BootIdentity tells one boot of the host from the next, so that a step
+// that reboots can tell after a crash whether the reboot happened.
+type BootIdentity interface {
+	// BootID is a value that changes at every boot (the kernel's
+	// /proc/sys/kernel/random/boot_id on a real host).
+	BootID(ctx context.Context) (string, error)
+}

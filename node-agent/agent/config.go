@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"ibu.dev/node-agent/host"
+	"ibu.dev/node-agent/journal"
+	"ibu.dev/shared/events"
+	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/seedimage"
+)
+
+// Config is what an agent knows about its cluster and how it behaves.
+type Config struct {
+	ClusterID    string
+	Labels       map[string]string
+	Version      string // the version the booted stateroot runs
+	Fingerprint  fingerprint.Fingerprint
+	AgentVersion string
+	// WorkDir holds the seed's extracted ostree repository during Prep; it
+	// must be outside the stateroots' /var (both stateroots see it).
+	WorkDir string
+	// KernelArgs for the new stateroot's deployment.
+	KernelArgs []string
+	// SeedOptions reach the seed's registry (credentials, transport).
+	SeedOptions []seedimage.Option
+	// Services says which hub services answer this cluster's tasks. A step
+	// whose service is absent is skipped with a condition message saying
+	// so, never silently: Backup/Restore without OADP content, or Health
+	// where no health service runs.
+	Services Services
+	// HeartbeatInterval between heartbeats (default 10s).
+	HeartbeatInterval time.Duration
+	// InitMonitorTimeout: an upgrade not completed this long after the
+	// pivot rolls back by itself unless auto-rollback is off (default 30m).
+	InitMonitorTimeout time.Duration
+	// ServiceTimeout bounds the wait for a service's answer (default 30m).
+	ServiceTimeout time.Duration
+	// PrecacheConcurrency is the number of parallel image pulls (default 10).
+	PrecacheConcurrency int
+}
+
+// Services lists the hub services that answer this cluster's tasks.
+type Services struct {
+	BackupRestore bool
+	Health        bool
+}
+
+// Deps are the agent's connections to the hub and the host.
+type Deps struct {
+	JS         jetstream.JetStream
+	Stateroots host.Stateroots
+	Rebooter   host.Rebooter
+	Boot       host.BootIdentity
+	Images     host.ImageStore
+	Journal    *journal.Journal
+	Logger     *slog.Logger
+	Tracer     trace.TracerProvider
+	Now        func() time.Time
+	// StepHook, when set, is called at every step boundary with
+	// "before:<Step>" and "after:<Step>"; an error stops the agent right
+	// there, as a crash would. Crash-point tests use it.
+	StepHook func(boundary string) error
+}
+
+func (c *Config) defaults() error {
+	if err := events.ValidID(c.ClusterID); err != nil {
+		return fmt.Errorf("cluster id: %w", err)
+	}
+	if c.WorkDir == "" {
+		return errors.New("work directory is required")
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.InitMonitorTimeout <= 0 {
+		c.InitMonitorTimeout = 30 * time.Minute
+	}
+	if c.ServiceTimeout <= 0 {
+		c.ServiceTimeout = 30 * time.Minute
+	}
+	if c.PrecacheConcurrency <= 0 {
+		c.PrecacheConcurrency = 10
+	}
+	if c.AgentVersion == "" {
+		c.AgentVersion = "dev"
+	}
+	return nil
+}
+
+func (d *Deps) defaults() error {
+	switch {
+	case d.JS == nil:
+		return errors.New("JetStream is required")
+	case d.Stateroots == nil, d.Rebooter == nil, d.Boot == nil, d.Images == nil:
+		return errors.New("host backends (stateroots, rebooter, boot identity, images) are required")
+	case d.Journal == nil:
+		return errors.New("journal is required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Tracer == nil {
+		d.Tracer = noop.NewTracerProvider()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return nil
+}

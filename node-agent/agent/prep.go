@@ -1,0 +1,287 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"ibu.dev/node-agent/seedapply"
+	"ibu.dev/shared/events"
+	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/state"
+)
+
+// Prep step names.
+const (
+	stepInspectSeed   = "InspectSeed"
+	stepCheckCompat   = "CheckCompatibility"
+	stepPullSeed      = "PullSeed"
+	stepImportCommit  = "ImportCommit"
+	stepDeploy        = "DeployStateroot"
+	stepApplyVar      = "ApplyVar"
+	stepApplyEtc      = "ApplyEtc"
+	stepPrecache      = "Precache"
+	phaseStateroot    = "Stateroot"
+	phasePrecache     = "Precache"
+	seedLayoutDirName = "seed-layout"
+)
+
+func (a *Agent) prepSteps() []step {
+	return []step{
+		{stepInspectSeed, phaseStateroot, a.inspectSeed},
+		{stepCheckCompat, phaseStateroot, a.checkCompat},
+		{stepPullSeed, phaseStateroot, a.pullSeed},
+		{stepImportCommit, phaseStateroot, a.importCommit},
+		{stepDeploy, phaseStateroot, a.deploy},
+		{stepApplyVar, phaseStateroot, a.applyVar},
+		{stepApplyEtc, phaseStateroot, a.applyEtc},
+		{stepPrecache, phasePrecache, a.precache},
+	}
+}
+
+// inspectOutput is what InspectSeed learns from the manifest and config
+// alone, before anything is pulled.
+type inspectOutput struct {
+	Ref    string             `json:"ref"` // pinned by digest: every later step reads exactly this seed
+	Info   seedimage.SeedInfo `json:"info"`
+	Images []string           `json:"images"`
+}
+
+func (a *Agent) inspectSeed(ctx context.Context, r *runState) (any, error) {
+	d := r.in.Desired
+	sum, err := seedimage.Inspect(ctx, d.SeedImage, a.cfg.SeedOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("inspect seed %s: %w", d.SeedImage, err)
+	}
+	if d.SeedVersion != "" && sum.Info.Version != d.SeedVersion {
+		return nil, fmt.Errorf("seed %s carries version %s, the plan asked for %s", d.SeedImage, sum.Info.Version, d.SeedVersion)
+	}
+	if sum.Info.Stateroot == r.in.OldStateroot {
+		return nil, fmt.Errorf("seed stateroot %q is the running stateroot", sum.Info.Stateroot)
+	}
+	if _, err := a.updateStatus(ctx, func(s *state.Status, _ bool) { s.NewStateroot = sum.Info.Stateroot }); err != nil {
+		return nil, err
+	}
+	return inspectOutput{Ref: sum.Ref, Info: sum.Info, Images: sum.Images}, nil
+}
+
+func (r *runState) seed() (inspectOutput, error) {
+	var out inspectOutput
+	if err := r.output(stepInspectSeed, &out); err != nil {
+		return out, fmt.Errorf("seed inspected earlier: %w", err)
+	}
+	return out, nil
+}
+
+func (a *Agent) checkCompat(ctx context.Context, r *runState) (any, error) {
+	seed, err := r.seed()
+	if err != nil {
+		return nil, err
+	}
+	booted, err := a.d.Stateroots.Booted(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read booted stateroot: %w", err)
+	}
+	ci := seedimage.ClusterInfo{Version: a.version(booted), Fingerprint: a.cfg.Fingerprint}
+	if err := seedimage.Compatible(seed.Info, ci); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// pullOutput locates the seed's layers and ostree repository on disk.
+type pullOutput struct {
+	Layout  string `json:"layout"`
+	RepoDir string `json:"repoDir"`
+}
+
+func (a *Agent) workDir(r *runState) string {
+	return filepath.Join(a.cfg.WorkDir, "seed-"+r.in.SeedVersion)
+}
+
+// pullSeed copies the seed into an OCI layout on the host (only the blobs
+// not already there, digests checked), verifies it, and extracts the
+// ostree repository.
+func (a *Agent) pullSeed(ctx context.Context, r *runState) (any, error) {
+	seed, err := r.seed()
+	if err != nil {
+		return nil, err
+	}
+	remote, err := seedimage.Pull(ctx, seed.Ref, a.cfg.SeedOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("pull seed %s: %w", seed.Ref, err)
+	}
+	dir := a.workDir(r)
+	layout := filepath.Join(dir, seedLayoutDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("seed work directory: %w", err)
+	}
+	if err := seedimage.WriteLayout(layout, remote.Image, "seed"); err != nil {
+		return nil, fmt.Errorf("store seed %s: %w", seed.Ref, err)
+	}
+	local, err := seedimage.ReadLayout(layout, "seed")
+	if err != nil {
+		return nil, err
+	}
+	if err := seedimage.Verify(ctx, local); err != nil {
+		return nil, fmt.Errorf("verify seed %s: %w", seed.Ref, err)
+	}
+	repo, err := seedapply.ExtractOstree(ctx, local, dir)
+	if err != nil {
+		return nil, err
+	}
+	return pullOutput{Layout: layout, RepoDir: repo}, nil
+}
+
+func (r *runState) pulled() (*seedimage.Seed, pullOutput, error) {
+	var out pullOutput
+	if err := r.output(stepPullSeed, &out); err != nil {
+		return nil, out, fmt.Errorf("seed pulled earlier: %w", err)
+	}
+	s, err := seedimage.ReadLayout(out.Layout, "seed")
+	return s, out, err
+}
+
+func (a *Agent) importCommit(ctx context.Context, r *runState) (any, error) {
+	seed, err := r.seed()
+	if err != nil {
+		return nil, err
+	}
+	_, out, err := r.pulled()
+	if err != nil {
+		return nil, err
+	}
+	return nil, a.d.Stateroots.Import(ctx, out.RepoDir, seed.Info.OstreeCommit, seed.Info.Stateroot)
+}
+
+func (a *Agent) deploy(ctx context.Context, r *runState) (any, error) {
+	seed, err := r.seed()
+	if err != nil {
+		return nil, err
+	}
+	kargs := slices.Concat(a.cfg.KernelArgs, seed.Info.KernelArgs)
+	return a.d.Stateroots.Deploy(ctx, seed.Info.Stateroot, seed.Info.OstreeCommit, kargs)
+}
+
+func (a *Agent) applyVar(ctx context.Context, r *runState) (any, error) {
+	seed, err := r.seed()
+	if err != nil {
+		return nil, err
+	}
+	s, _, err := r.pulled()
+	if err != nil {
+		return nil, err
+	}
+	_, varDir, err := a.d.Stateroots.Paths(ctx, seed.Info.Stateroot)
+	if err != nil {
+		return nil, err
+	}
+	return nil, seedapply.ApplyVar(ctx, s, varDir)
+}
+
+func (a *Agent) applyEtc(ctx context.Context, r *runState) (any, error) {
+	seed, err := r.seed()
+	if err != nil {
+		return nil, err
+	}
+	s, _, err := r.pulled()
+	if err != nil {
+		return nil, err
+	}
+	root, _, err := a.d.Stateroots.Paths(ctx, seed.Info.Stateroot)
+	if err != nil {
+		return nil, err
+	}
+	oldRoot, _, err := a.d.Stateroots.Paths(ctx, r.in.OldStateroot)
+	if err != nil {
+		return nil, err
+	}
+	return nil, seedapply.ApplyEtc(ctx, s, filepath.Join(root, "etc"), filepath.Join(oldRoot, "etc"), seedapply.DefaultIdentity())
+}
+
+// precache pulls every image the seed lists that the node lacks, with
+// bounded parallelism, reporting typed progress.
+func (a *Agent) precache(ctx context.Context, r *runState) (any, error) {
+	seed, err := r.seed()
+	if err != nil {
+		return nil, err
+	}
+	have, err := a.d.Images.Inventory(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image inventory: %w", err)
+	}
+	present := map[string]bool{}
+	for _, img := range have {
+		present[img] = true
+	}
+	var todo []string
+	for _, img := range seed.Images {
+		if !present[img] {
+			todo = append(todo, img)
+		}
+	}
+	start := a.d.Now()
+	prog := state.Precache{Total: len(seed.Images), Pulled: len(seed.Images) - len(todo)}
+	var (
+		mu       sync.Mutex
+		failures []events.ImageFailure
+		wg       sync.WaitGroup
+	)
+	sem := make(chan struct{}, a.cfg.PrecacheConcurrency)
+	report := func(p state.Precache) {
+		_, _ = a.updateStatus(ctx, func(s *state.Status, _ bool) { s.Precache = &p; s.Message = "Precache: " + p.String() })
+		_ = a.emit(ctx, events.PrecacheProgress{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID, Generation: r.run.Generation,
+			Total: p.Total, Pulled: p.Pulled, Failed: p.Failed, AlreadyPresent: len(seed.Images) - len(todo),
+			BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, RateBytesPerSec: int64(p.RateBytesPerSec)})
+	}
+	report(prog)
+	lastReport := time.Now()
+	for _, img := range todo {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			n, err := a.d.Images.Pull(ctx, img)
+			mu.Lock()
+			if err != nil {
+				prog.Failed++
+				failures = append(failures, events.ImageFailure{Image: img, Reason: "PullFailed", Message: clip(err.Error(), 500)})
+			} else {
+				prog.Pulled++
+				prog.BytesDone += n
+			}
+			if el := a.d.Now().Sub(start).Seconds(); el > 0 {
+				prog.RateBytesPerSec = float64(prog.BytesDone) / el
+			}
+			due := time.Since(lastReport) > time.Second
+			if due {
+				lastReport = time.Now()
+			}
+			p := prog
+			mu.Unlock()
+			if due {
+				report(p)
+			}
+		})
+	}
+	wg.Wait()
+	report(prog)
+	if len(failures) > 0 {
+		_ = a.emit(ctx, events.PrecacheFailed{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID, Generation: r.run.Generation,
+			Reason: "ImagePullFailed", Message: fmt.Sprintf("%d of %d images failed", len(failures), prog.Total), FailedImages: failures})
+		return nil, fmt.Errorf("precache: %s: %w", prog, errors.New(failures[0].Message))
+	}
+	_ = a.emit(ctx, events.PrecacheCompleted{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID, Generation: r.run.Generation,
+		Total: prog.Total, Pulled: prog.Pulled, AlreadyPresent: len(seed.Images) - len(todo), BytesTotal: prog.BytesDone,
+		DurationMs: a.d.Now().Sub(start).Milliseconds()})
+	return prog, nil
+}

@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"ibu.dev/shared/bus"
+	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
+	"ibu.dev/shared/state"
+)
+
+func (a *Agent) readStatus(ctx context.Context) (state.Status, error) {
+	var st state.Status
+	e, err := a.status.Get(ctx, a.cfg.ClusterID)
+	if err != nil {
+		if err == jetstream.ErrKeyNotFound {
+			return state.Status{ClusterID: a.cfg.ClusterID, Position: stages.IdlePosition}, nil
+		}
+		return st, fmt.Errorf("read status: %w", err)
+	}
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return st, fmt.Errorf("read status: %w", err)
+	}
+	return st, nil
+}
+
+// updateStatus changes the cluster's status with compare-and-set, keeps
+// validNextStages in step with the position, and publishes stage.changed
+// when the position moved.
+func (a *Agent) updateStatus(ctx context.Context, fn func(s *state.Status, exists bool)) (state.Status, error) {
+	var before stages.Position
+	var existed bool
+	now := a.d.Now().UTC()
+	st, _, err := bus.UpdateJSON(ctx, a.status, a.cfg.ClusterID, func(s *state.Status, exists bool) error {
+		before, existed = s.Position, exists
+		fn(s, exists)
+		s.ClusterID = a.cfg.ClusterID
+		s.ValidNextStages = stages.ValidNextStages(s.Position)
+		s.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("write status: %w", err)
+	}
+	if existed && before == st.Position {
+		return st, nil
+	}
+	err = a.emit(ctx, events.StageChanged{
+		ClusterID: a.cfg.ClusterID, PlanID: st.PlanID, Generation: st.ObservedGeneration,
+		Stage: st.Stage, State: st.State, PreviousStage: before.Stage, PreviousState: before.State,
+		AfterPivot: st.AfterPivot, Conditions: st.Conditions, ValidNextStages: st.ValidNextStages,
+	})
+	return st, err
+}
+
+// setPosition moves the status to p with a message, setting the stage's
+// conditions and history.
+func (a *Agent) setPosition(ctx context.Context, p stages.Position, msg string) (state.Status, error) {
+	now := a.d.Now().UTC()
+	return a.updateStatus(ctx, func(s *state.Status, _ bool) {
+		if p.State == stages.InProgress && (s.Stage != p.Stage || s.State != stages.InProgress) {
+			s.History = append(s.History, stages.StageRecord{Stage: p.Stage, Start: now, State: stages.InProgress})
+		}
+		if p.State != stages.InProgress {
+			if n := len(s.History); n > 0 && s.History[n-1].Stage == p.Stage && s.History[n-1].End.IsZero() {
+				s.History[n-1] = s.History[n-1].Finish(p.State, now)
+			}
+		}
+		s.Position = p
+		s.Message = msg
+		s.Conditions = stages.ConditionsFor(s.Conditions, p, msg, now)
+	})
+}
