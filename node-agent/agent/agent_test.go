@@ -41,8 +41,8 @@ func TestLifecyclePrepUpgradeFinalize(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{
-		filepath.Join(root, "etc", "hostname"):                "sno-001\n", // identity kept, not the seed's
-		filepath.Join(root, "etc", "seed-release"):            seedVersion + "\n",
+		filepath.Join(root, "etc", "hostname"):                 "sno-001\n", // identity kept, not the seed's
+		filepath.Join(root, "etc", "seed-release"):             seedVersion + "\n",
 		filepath.Join(varDir, "lib", "kubelet", "seed-marker"): seedVersion,
 	} {
 		if b, err := os.ReadFile(path); err != nil || string(b) != want {
