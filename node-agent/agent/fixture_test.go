@@ -290,3 +290,10 @@ func (f *fixture) stepRuns() map[string]int {
 	}
 	return out
 }
+
+func natstestWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	natstest.WaitFor(t, 20*time.Second, what, cond)
+}
+
+func simImagesSlow() *sim.Images { return sim.NewImages(time.Hour, 1) }

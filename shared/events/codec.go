@@ -27,6 +27,9 @@ type Data interface {
 // subject (the cluster or plan id). It validates the result against the
 // type's schema, so a producer cannot emit what a consumer would refuse.
 func New(source, subject string, data Data) (cloudevents.Event, error) {
+	if data == nil {
+		return cloudevents.Event{}, decodeErr(ErrSchema, "", "", "event has no data")
+	}
 	e := cloudevents.NewEvent(SpecVersion)
 	e.SetID(uuid.NewString())
 	e.SetType(data.EventType())
