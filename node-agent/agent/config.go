@@ -51,6 +51,10 @@ type Config struct {
 type Services struct {
 	BackupRestore bool
 	Health        bool
+	// Precache: the precache service plans the pulls (only what the node
+	// lacks, shared layers first, within the fleet's pull budget). Without
+	// it the agent pulls the seed's list minus its inventory itself.
+	Precache bool
 }
 
 // Deps are the agent's connections to the hub and the host.

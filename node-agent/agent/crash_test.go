@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"ibu.dev/shared/stages"
 )
@@ -14,42 +13,9 @@ import (
 // runCrashing runs the spoke and starts it again whenever it stops at the
 // boundary (once), as a process killed there and restarted by systemd would.
 func (f *fixture) runCrashing(boundary string) *atomic.Int32 {
-	var crashes atomic.Int32
-	f.spoke.StepHook = func(b string) error {
-		if b == boundary && crashes.Load() == 0 {
-			crashes.Add(1)
-			return errors.New("killed")
-		}
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		for {
-			err := f.spoke.Run(ctx, f.js)
-			if ctx.Err() != nil || err == nil {
-				done <- nil
-				return
-			}
-			if crashes.Load() == 0 {
-				done <- err
-				return
-			}
-			// "killed" at the boundary: start again from the journal.
-		}
-	}()
-	f.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				f.t.Errorf("agent: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			f.t.Error("agent did not stop")
-		}
-	})
-	return &crashes
+	f.armed.Store(true)
+	f.runWithCrashAt(boundary)
+	return &f.crashes
 }
 
 // Every step boundary of Prep, Upgrade and Finalize: stopping the agent
@@ -105,4 +71,74 @@ func TestCrashAtEveryStepBoundary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The same for Rollback and the finalize of a rollback.
+func TestCrashAtEveryRollbackBoundary(t *testing.T) {
+	var boundaries []string
+	for _, s := range []string{"SetDefaultOld", "RecordBootID", "Reboot", "VerifyBooted", "HealthCheck", "RemoveNewStateroot"} {
+		boundaries = append(boundaries, "before:"+s, "after:"+s)
+	}
+	for _, b := range boundaries {
+		t.Run(b, func(t *testing.T) {
+			f := newFixture(t)
+			f.runWithCrashAt(b)
+			f.waitPosition(prepDone, f.desire(stages.Prep))
+			f.waitPosition(upgradeDone, f.desire(stages.Upgrade))
+			f.armed.Store(true)
+			f.waitPosition(rollbackDone, f.desire(stages.Rollback))
+			f.waitPosition(stages.IdlePosition, f.desire(stages.Idle))
+			if f.crashes.Load() != 1 {
+				t.Fatalf("the agent never reached %s", b)
+			}
+			if got := f.deployments(); !slices.Equal(got, []string{"*" + oldRoot}) {
+				t.Errorf("deployments = %v", got)
+			}
+			if f.spoke.Boots != 2 {
+				t.Errorf("host rebooted %d times, want 2", f.spoke.Boots)
+			}
+			runs := f.stepRuns()
+			if len(runs) != 23 {
+				t.Errorf("%d distinct steps succeeded, want 23: %v", len(runs), runs)
+			}
+			for step, n := range runs {
+				if n != 1 {
+					t.Errorf("step %s succeeded %d times", step, n)
+				}
+			}
+		})
+	}
+}
+
+// runWithCrashAt runs the spoke with one crash at boundary, armed once
+// f.armed is set (a rollback's boundaries name steps the upgrade runs too).
+func (f *fixture) runWithCrashAt(boundary string) {
+	f.spoke.StepHook = func(b string) error {
+		if b == boundary && f.armed.Load() && f.crashes.Load() == 0 {
+			f.crashes.Add(1)
+			return errors.New("killed")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		for {
+			err := f.spoke.Run(ctx, f.js)
+			if ctx.Err() != nil || err == nil {
+				done <- nil
+				return
+			}
+			if f.crashes.Load() == 0 {
+				done <- err
+				return
+			}
+		}
+	}()
+	f.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			f.t.Errorf("agent: %v", err)
+		}
+	})
 }

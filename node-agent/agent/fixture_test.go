@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +108,9 @@ type fixture struct {
 	desired jetstream.KeyValue
 	status  jetstream.KeyValue
 	gen     int64
+	// crash-point harness state
+	armed   atomic.Bool
+	crashes atomic.Int32
 }
 
 type fixtureOption func(*fixtureOpts)
@@ -297,3 +301,9 @@ func natstestWait(t *testing.T, what string, cond func() bool) {
 }
 
 func simImagesSlow() *sim.Images { return sim.NewImages(time.Hour, 1) }
+
+func simImagesWith(present ...string) *sim.Images { return sim.NewImages(0, 0, present...) }
+
+func writeAuth(t *testing.T, host string) string {
+	return registrytest.WriteAuthFile(t, host, "ibu", "s3cret")
+}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"ibu.dev/node-agent/seedapply"
+	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/state"
@@ -204,8 +207,12 @@ func (a *Agent) applyEtc(ctx context.Context, r *runState) (any, error) {
 	return nil, seedapply.ApplyEtc(ctx, s, filepath.Join(root, "etc"), filepath.Join(oldRoot, "etc"), seedapply.DefaultIdentity())
 }
 
-// precache pulls every image the seed lists that the node lacks, with
-// bounded parallelism, reporting typed progress.
+// precache pulls the images the new release needs that the node lacks,
+// with bounded parallelism, reporting typed progress. The list comes from
+// the precache service's pull plan when one serves this cluster, else from
+// the seed's list minus the node's inventory. Before pulling, the list of
+// images this Prep is about to add is written beside the seed, so that an
+// abort removes exactly what Prep pulled, even after a crash mid-pull.
 func (a *Agent) precache(ctx context.Context, r *runState) (any, error) {
 	seed, err := r.seed()
 	if err != nil {
@@ -220,23 +227,134 @@ func (a *Agent) precache(ctx context.Context, r *runState) (any, error) {
 		present[img] = true
 	}
 	var todo []string
-	for _, img := range seed.Images {
-		if !present[img] {
-			todo = append(todo, img)
+	concurrency := a.cfg.PrecacheConcurrency
+	if a.cfg.Services.Precache {
+		plan, err := a.askPrecachePlan(ctx, r, have)
+		if err != nil {
+			return nil, err
+		}
+		for _, img := range plan.Images {
+			if !present[img.Image] {
+				todo = append(todo, img.Image)
+			}
+		}
+		if plan.Concurrency > 0 {
+			concurrency = plan.Concurrency
+		}
+	} else {
+		for _, img := range seed.Images {
+			if !present[img] {
+				todo = append(todo, img)
+			}
 		}
 	}
+	if err := a.recordPulls(r, todo); err != nil {
+		return nil, err
+	}
+	already := 0
+	for _, img := range seed.Images {
+		if present[img] {
+			already++
+		}
+	}
+	return a.pull(ctx, r, already, todo, concurrency)
+}
+
+// pullsFile lists, in the seed's work directory, the images Prep adds.
+const pullsFile = "precache-pulls.json"
+
+func (a *Agent) recordPulls(r *runState, todo []string) error {
+	dir := a.workDir(r)
+	var prev []string
+	if b, err := os.ReadFile(filepath.Join(dir, pullsFile)); err == nil {
+		_ = json.Unmarshal(b, &prev)
+	}
+	// A resumed Prep keeps the images an earlier attempt added.
+	all := slices.Compact(slices.Sorted(slices.Values(append(prev, todo...))))
+	b, err := json.Marshal(all)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("seed work directory: %w", err)
+	}
+	tmp := filepath.Join(dir, pullsFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("record precache pulls: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, pullsFile))
+}
+
+// askPrecachePlan sends the precache request and waits for the service's
+// pull plan on this cluster's node-agent task subject.
+func (a *Agent) askPrecachePlan(ctx context.Context, r *runState, have []string) (events.PrecachePullRequested, error) {
+	var plan events.PrecachePullRequested
+	subject, err := events.TaskSubject(events.ServiceNodeAgent, a.cfg.ClusterID)
+	if err != nil {
+		return plan, err
+	}
+	cons, err := a.d.JS.CreateOrUpdateConsumer(ctx, bus.StreamTasks, jetstream.ConsumerConfig{
+		Durable: "node-agent-" + a.cfg.ClusterID, FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
+		Description: "the node agent's tasks: precache pull plans",
+	})
+	if err != nil {
+		return plan, fmt.Errorf("consume node-agent tasks: %w", err)
+	}
+	d := r.in.Desired
+	req := events.PrecacheRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID, Generation: r.run.Generation,
+		SeedImage: d.SeedImage, PullSecretRef: d.PullSecretRef, PresentImages: have,
+		Concurrency: a.cfg.PrecacheConcurrency}
+	id := fmt.Sprintf("%s.%s.%d.%s", a.cfg.ClusterID, r.run.ID, r.run.Generation, stepPrecache)
+	if err := a.emitWithID(ctx, id, req); err != nil {
+		return plan, err
+	}
+	deadline := a.d.Now().Add(a.cfg.ServiceTimeout)
+	for {
+		left := deadline.Sub(a.d.Now())
+		if left <= 0 {
+			return plan, fmt.Errorf("no precache plan within %s", a.cfg.ServiceTimeout)
+		}
+		msg, err := cons.Next(jetstream.FetchMaxWait(min(left, 5*time.Second)))
+		if err != nil {
+			if ctx.Err() != nil {
+				return plan, ctx.Err()
+			}
+			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+				continue
+			}
+			return plan, fmt.Errorf("wait for the precache plan: %w", err)
+		}
+		e, err := bus.FromHeaders(msg.Headers(), msg.Data())
+		if err != nil {
+			_ = msg.Term()
+			a.log.Warn("malformed task refused", "error", err)
+			continue
+		}
+		p, err := events.DataAs[events.PrecachePullRequested](e)
+		if err != nil || p.Generation != r.run.Generation {
+			_ = msg.Ack() // a plan for another generation is stale
+			continue
+		}
+		_ = msg.Ack()
+		return p, nil
+	}
+}
+
+// pull fetches todo; already is the number of needed images the node had.
+func (a *Agent) pull(ctx context.Context, r *runState, already int, todo []string, concurrency int) (any, error) {
 	start := a.d.Now()
-	prog := state.Precache{Total: len(seed.Images), Pulled: len(seed.Images) - len(todo)}
+	total := already + len(todo)
+	prog := state.Precache{Total: total, Pulled: already}
 	var (
 		mu       sync.Mutex
 		failures []events.ImageFailure
 		wg       sync.WaitGroup
 	)
-	sem := make(chan struct{}, a.cfg.PrecacheConcurrency)
+	sem := make(chan struct{}, max(concurrency, 1))
 	report := func(p state.Precache) {
 		_, _ = a.updateStatus(ctx, func(s *state.Status, _ bool) { s.Precache = &p; s.Message = "Precache: " + p.String() })
 		_ = a.emit(ctx, events.PrecacheProgress{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID, Generation: r.run.Generation,
-			Total: p.Total, Pulled: p.Pulled, Failed: p.Failed, AlreadyPresent: len(seed.Images) - len(todo),
+			Total: p.Total, Pulled: p.Pulled, Failed: p.Failed, AlreadyPresent: already,
 			BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, RateBytesPerSec: int64(p.RateBytesPerSec)})
 	}
 	report(prog)
@@ -274,14 +392,17 @@ func (a *Agent) precache(ctx context.Context, r *runState) (any, error) {
 		})
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	report(prog)
 	if len(failures) > 0 {
 		_ = a.emit(ctx, events.PrecacheFailed{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID, Generation: r.run.Generation,
 			Reason: "ImagePullFailed", Message: fmt.Sprintf("%d of %d images failed", len(failures), prog.Total), FailedImages: failures})
-		return nil, fmt.Errorf("precache: %s: %w", prog, errors.New(failures[0].Message))
+		return nil, fmt.Errorf("precache: %s: %s", prog, failures[0].Message)
 	}
 	_ = a.emit(ctx, events.PrecacheCompleted{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID, Generation: r.run.Generation,
-		Total: prog.Total, Pulled: prog.Pulled, AlreadyPresent: len(seed.Images) - len(todo), BytesTotal: prog.BytesDone,
+		Total: prog.Total, Pulled: prog.Pulled, AlreadyPresent: already, BytesTotal: prog.BytesDone,
 		DurationMs: a.d.Now().Sub(start).Milliseconds()})
 	return prog, nil
 }

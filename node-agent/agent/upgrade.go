@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,7 @@ const (
 	stepRemoveNew       = "RemoveNewStateroot"
 	stepRestoreDefault  = "RestoreBootDefault"
 	stepCleanWorkDir    = "CleanWorkDir"
+	stepRemovePulled    = "RemovePrecachedImages"
 	phasePrePivot       = "PrePivot"
 	phaseReboot         = "Reboot"
 	phasePostPivot      = "PostPivot"
@@ -77,8 +79,34 @@ func (a *Agent) abortSteps() []step {
 	return []step{
 		{stepRestoreDefault, phaseCleanup, a.restoreDefault},
 		{stepRemoveNew, phaseCleanup, a.removeNew},
+		{stepRemovePulled, phaseCleanup, a.removePulled},
 		{stepCleanWorkDir, phaseCleanup, a.cleanWorkDir},
 	}
+}
+
+// removePulled removes the images Prep added (listed before it pulled), so
+// an abort leaves the node's image store as it found it.
+func (a *Agent) removePulled(ctx context.Context, r *runState) (any, error) {
+	if r.in.SeedVersion == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(filepath.Join(a.workDir(r), pullsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return skipped{"Prep pulled no images"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read precache pulls: %w", err)
+	}
+	var imgs []string
+	if err := json.Unmarshal(b, &imgs); err != nil {
+		return nil, fmt.Errorf("read precache pulls: %w", err)
+	}
+	for _, img := range imgs {
+		if err := a.d.Images.Remove(ctx, img); err != nil {
+			return nil, fmt.Errorf("remove image %s: %w", img, err)
+		}
+	}
+	return map[string]int{"removed": len(imgs)}, nil
 }
 
 // skipped is the output of a step that had nothing to do, with the reason.

@@ -210,8 +210,8 @@ func newCmdLog() cmdLog {
 }
 
 func (c cmdLog) Enabled(context.Context, slog.Level) bool { return true }
-func (c cmdLog) WithAttrs([]slog.Attr) slog.Handler      { return c }
-func (c cmdLog) WithGroup(string) slog.Handler           { return c }
+func (c cmdLog) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c cmdLog) WithGroup(string) slog.Handler            { return c }
 
 func (c cmdLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "ran" {

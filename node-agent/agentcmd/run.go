@@ -1,0 +1,346 @@
+package agentcmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/host"
+	"ibu.dev/node-agent/host/ostree"
+	"ibu.dev/node-agent/host/sim"
+	"ibu.dev/node-agent/host/systemd"
+	"ibu.dev/node-agent/journal"
+	"ibu.dev/node-agent/simspoke"
+	"ibu.dev/shared/bus"
+	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/telemetry"
+)
+
+// Run is the ibu-agent command: it parses args (without the program name)
+// and the environment read through getenv, then runs the agent until ctx
+// ends, which is a clean stop (nil). --help prints to stdout; logs go to
+// stderr. A bad flag gives an error matching ErrUsage.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg, err := Parse(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		Usage(stdout)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	tp, err := telemetry.NewProvider(ctx, telemetry.Config{
+		ServiceName: "ibu-agent", ServiceVersion: agentVersion(), Getenv: getenv, Writer: stdout,
+	})
+	if err != nil {
+		if errors.Is(err, telemetry.ErrUnknownExporter) {
+			return usagef("tracing from the OTEL_* environment: %v", err)
+		}
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "error", err)
+		}
+	}()
+	return run(ctx, cfg, log, tp)
+}
+
+func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvider) error {
+	log = log.With("cluster", cfg.ClusterID)
+	log.Info("ibu-agent starting", "backend", cfg.Backend, "nats", redactURL(cfg.NATSURL),
+		"imageStore", cfg.ImageStore, "agentVersion", agentVersion())
+
+	b, err := newBackend(ctx, cfg, log, tp)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+
+	nc, err := connect(ctx, cfg, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before NATS was reachable")
+			return nil
+		}
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("JetStream at %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	if err := ensureTopology(ctx, js, cfg.StreamReplicas, log); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	log.Info("agent running", "journal", b.journalDir, "workDir", b.workDir)
+	err = b.run(ctx, js)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && errors.Is(err, host.ErrRebooting):
+		log.Info("stopped: the host is rebooting")
+		err = nil
+	case ctx.Err() != nil:
+		log.Warn("stopped with an error while shutting down", "error", err)
+		err = nil
+	default:
+		return fmt.Errorf("agent: %w", err)
+	}
+	log.Info("ibu-agent stopped")
+	return err
+}
+
+// backend is one host backend, ready to run the agent once connected.
+type backend struct {
+	run                 func(ctx context.Context, js jetstream.JetStream) error
+	close               func()
+	journalDir, workDir string
+}
+
+func newBackend(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvider) (*backend, error) {
+	acfg := agent.Config{
+		ClusterID:          cfg.ClusterID,
+		Labels:             cfg.Labels,
+		Version:            cfg.Version,
+		Fingerprint:        cfg.Fingerprint,
+		AgentVersion:       agentVersion(),
+		WorkDir:            cfg.WorkDir,
+		Services:           cfg.Services,
+		HeartbeatInterval:  cfg.Heartbeat,
+		InitMonitorTimeout: cfg.InitMonitorTimeout,
+	}
+	if cfg.SeedAuthFile != "" {
+		acfg.SeedOptions = append(acfg.SeedOptions, seedimage.WithAuthFile(cfg.SeedAuthFile))
+	}
+	if cfg.Backend == BackendSim {
+		return simBackend(cfg, acfg, log)
+	}
+	return ostreeBackend(ctx, cfg, acfg, log, tp)
+}
+
+// ostreeBackend is the real host: the ostree CLI, systemctl reboot and the
+// kernel's boot id, run through chroot when the host's / is mounted in a
+// container.
+func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog.Logger, tp trace.TracerProvider) (*backend, error) {
+	oopts := []ostree.Option{ostree.WithLogger(log)}
+	ropts := []systemd.Option{systemd.WithLogger(log)}
+	if cfg.HostRoot != "" {
+		oopts = append(oopts, ostree.WithCommand("chroot", cfg.HostRoot, "ostree"), ostree.WithHostRoot(cfg.HostRoot))
+		ropts = append(ropts, systemd.WithCommand("chroot", cfg.HostRoot, "systemctl", "reboot"))
+	}
+	st := ostree.New(cfg.Sysroot, oopts...)
+	booted, err := st.Booted(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ostree backend: the booted deployment of sysroot %s: %w", cfg.Sysroot, err)
+	}
+	if booted.Version == "" && cfg.Version == "" {
+		return nil, fmt.Errorf("ostree backend: the booted deployment (%s, commit %.12s) carries no version: set --version (or $IBU_VERSION)", booted.Stateroot, booted.Checksum)
+	}
+	if booted.Version != "" && cfg.Version != "" && booted.Version != cfg.Version {
+		log.Warn("the booted commit's version wins over --version", "commitVersion", booted.Version, "flag", cfg.Version)
+	}
+	var images host.ImageStore = NoImageStore{}
+	if cfg.ImageStore == ImageStoreSim {
+		images = sim.NewImages(0, 0)
+	}
+	rebooter := systemd.New(ropts...)
+	return &backend{
+		journalDir: cfg.JournalDir,
+		workDir:    cfg.WorkDir,
+		close:      func() {},
+		run: func(ctx context.Context, js jetstream.JetStream) error {
+			j, err := journal.Open(cfg.JournalDir)
+			if err != nil {
+				return fmt.Errorf("open journal %s: %w", cfg.JournalDir, err)
+			}
+			a, err := agent.New(acfg, agent.Deps{
+				JS: js, Stateroots: st, Rebooter: rebooter, Boot: systemd.BootID{},
+				Images: images, Journal: j, Logger: log, Tracer: tp,
+			})
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	}, nil
+}
+
+// simBackend runs the agent on a simulated host that "reboots" in this
+// process.
+func simBackend(cfg Config, acfg agent.Config, log *slog.Logger) (*backend, error) {
+	dir, cleanup := cfg.SimDir, func() {}
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "ibu-agent-sim-")
+		if err != nil {
+			return nil, fmt.Errorf("sim backend: create its directory: %w", err)
+		}
+		dir = tmp
+		cleanup = func() {
+			if err := os.RemoveAll(tmp); err != nil {
+				log.Warn("remove the sim directory", "dir", tmp, "error", err)
+			}
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sim backend: %w", err)
+	}
+	sp := simspoke.New(acfg, dir, cfg.SimStateroot)
+	if cfg.JournalDir != "" {
+		sp.JournalDir = cfg.JournalDir
+	}
+	sp.RebootDelay = cfg.SimRebootDelay
+	sp.Logger = log
+	return &backend{
+		journalDir: sp.JournalDir,
+		workDir:    sp.Config.WorkDir,
+		close:      cleanup,
+		run:        sp.Run,
+	}, nil
+}
+
+// connect dials the hub, reconnecting forever and buffering publishes while
+// disconnected, and waits for the first connection (or ctx).
+func connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, error) {
+	connected := make(chan struct{})
+	var (
+		once    sync.Once
+		mu      sync.Mutex
+		lastErr string
+	)
+	opts := []nats.Option{
+		nats.Name("ibu-agent/" + cfg.ClusterID),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(2 * time.Second),
+		nats.ReconnectJitter(time.Second, 2*time.Second),
+		nats.ReconnectBufSize(8 << 20),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			once.Do(func() { close(connected) })
+			log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS; reconnecting", "error", err)
+			}
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// Every failed attempt while the hub is away: warn once per
+			// distinct error, the repeats at debug level.
+			mu.Lock()
+			repeat := err.Error() == lastErr
+			lastErr = err.Error()
+			mu.Unlock()
+			level := slog.LevelWarn
+			if repeat {
+				level = slog.LevelDebug
+			}
+			log.Log(ctx, level, "cannot reach NATS; retrying", "error", err)
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS", "error", err) }),
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSCA))
+	}
+	nc, err := nats.Connect(cfg.NATSURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	select {
+	case <-connected:
+		return nc, nil
+	default:
+	}
+	log.Info("waiting for NATS", "url", redactURL(cfg.NATSURL))
+	select {
+	case <-connected:
+		return nc, nil
+	case <-ctx.Done():
+		nc.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// ensureTopology creates the hub's streams and buckets when any is
+// missing, so that an agent may start before the hub's services. It leaves
+// an existing topology alone: an agent must not rewrite (say, scale down
+// the replicas of) what the hub configured, nor need the rights to.
+func ensureTopology(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) error {
+	missing := ""
+	for _, s := range bus.StreamConfigs() {
+		if _, err := js.Stream(ctx, s.Name); err != nil {
+			missing = s.Name
+			break
+		}
+	}
+	if missing == "" {
+		for _, kv := range bus.KeyValueConfigs() {
+			if _, err := js.KeyValue(ctx, kv.Bucket); err != nil {
+				missing = kv.Bucket
+				break
+			}
+		}
+	}
+	if missing == "" {
+		return nil
+	}
+	log.Info("creating the hub's streams and buckets", "missing", missing, "replicas", replicas)
+	if err := bus.EnsureTopology(ctx, js, bus.Replicas(replicas)); err != nil {
+		return fmt.Errorf("create the hub's streams and buckets (%s is missing): %w", missing, err)
+	}
+	return nil
+}
+
+// redactURL hides the user information of every URL in a comma-separated
+// list.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(p)
+		if err == nil && u.User != nil {
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+var agentVersionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
+
+// agentVersion is the module version the binary was built from, or "dev".
+func agentVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && agentVersionRE.MatchString(bi.Main.Version) {
+		return bi.Main.Version
+	}
+	return "dev"
+}
