@@ -2,12 +2,16 @@ module ibu.dev/cli
 
 go 1.26.0
 
-replace ibu.dev/shared => ../shared
+replace (
+	ibu.dev/node-agent => ../node-agent
+	ibu.dev/shared => ../shared
+)
 
 require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/google/go-containerregistry v0.22.1
 	github.com/nats-io/nats.go v1.55.0
+	ibu.dev/node-agent v0.0.0-00010101000000-000000000000
 	ibu.dev/shared v0.0.0-00010101000000-000000000000
 )
 
@@ -58,5 +62,4 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-	gotest.tools/v3 v3.5.2 // indirect
 )

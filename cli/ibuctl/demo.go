@@ -2,6 +2,7 @@ package ibuctl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,30 +18,34 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/host/sim"
+	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
+	"ibu.dev/shared/state"
 )
 
-// The demo of the foundation: the event contract, the stage machine and the
-// seed image format, end to end on a real embedded JetStream and a real
-// in-process OCI registry. The fleet services (scheduler, node agent, ...)
-// join it as they land; until then the demo walks each cluster's stages
-// itself, through the same stage machine, KV compare-and-set and events
-// that the node agent will use.
+// The demo runs real parts end to end: an embedded JetStream hub, an
+// in-process OCI registry with a seed image, and a node agent per cluster
+// on a simulated host. Until the scheduler lands, the demo writes the
+// clusters' desired stages itself, as the scheduler will.
 type demo struct {
-	io      IO
-	js      jetstream.JetStream
-	nc      *nats.Conn
-	pub     *bus.Publisher
-	status  jetstream.KeyValue
-	log     *slog.Logger
-	started time.Time
+	io       IO
+	js       jetstream.JetStream
+	nc       *nats.Conn
+	pub      *bus.Publisher
+	status   jetstream.KeyValue
+	desired  jetstream.KeyValue
+	log      *slog.Logger
+	seedAuth []seedimage.Option
+	started  time.Time
 
-	mu        sync.Mutex
-	published int
+	mu  sync.Mutex
+	gen map[string]int64
 }
 
 const demoSource = "/ibuctl/demo"
@@ -49,6 +54,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("demo", io)
 	clusters := fs.Int("clusters", 12, "number of simulated clusters")
 	keep := fs.Bool("keep-running", false, "leave the hub running after the demo and print its URL")
+	rebootDelay := fs.Duration("reboot-delay", 300*time.Millisecond, "simulated reboot time (a real one takes minutes)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,7 +70,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	// The consumers' own warnings about the malformed messages would
 	// interleave with the demo's account of them; keep only errors.
 	log := slog.New(slog.NewTextHandler(io.Err, &slog.HandlerOptions{Level: slog.LevelError}))
-	d := &demo{io: io, log: log, started: time.Now()}
+	d := &demo{io: io, log: log, started: time.Now(), gen: map[string]int64{}}
 	d.say("hub", "starting embedded nats-server with JetStream (file storage in %s)", dir)
 	srv, err := startHub(ctx, filepath.Join(dir, "jetstream"), 0)
 	if err != nil {
@@ -80,6 +86,9 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	if d.status, err = d.js.KeyValue(ctx, bus.BucketStatus); err != nil {
 		return fmt.Errorf("open %s: %w", bus.BucketStatus, err)
 	}
+	if d.desired, err = d.js.KeyValue(ctx, bus.BucketDesired); err != nil {
+		return fmt.Errorf("open %s: %w", bus.BucketDesired, err)
+	}
 	d.say("hub", "ready at %s: streams %s, buckets %s", srv.URL(),
 		strings.Join([]string{bus.StreamRequests, bus.StreamTasks, bus.StreamEvents, bus.StreamDLQ}, " "),
 		strings.Join([]string{bus.BucketClusters, bus.BucketPlans, bus.BucketDesired, bus.BucketStatus}, " "))
@@ -92,18 +101,28 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	}
 	defer sub.Stop()
 
-	seed, err := d.seed(ctx)
+	reg := startRegistry("ibu", "s3cret")
+	defer reg.close()
+	seed, err := d.seed(ctx, reg)
 	if err != nil {
 		return err
 	}
-	results, err := d.fleet(ctx, seed, *clusters)
+	results, err := d.fleet(ctx, seed, *clusters, filepath.Join(dir, "spokes"), *rebootDelay)
 	if err != nil {
 		return err
 	}
 	if err := d.badInput(ctx); err != nil {
 		return err
 	}
-	if err := audit.waitFor(ctx, d.count(), 10*time.Second); err != nil {
+	stream, err := d.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		return err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if err := audit.waitFor(ctx, int(info.State.Msgs), 10*time.Second); err != nil {
 		return err
 	}
 	d.summary(results, audit)
@@ -118,34 +137,9 @@ func (d *demo) say(section, format string, args ...any) {
 	fmt.Fprintf(d.io.Out, "[%5.2fs] %-8s %s\n", time.Since(d.started).Seconds(), section, fmt.Sprintf(format, args...))
 }
 
-func (d *demo) publish(ctx context.Context, subjectID string, data events.Data) error {
-	e, err := events.New(demoSource, subjectID, data)
-	if err != nil {
-		return err
-	}
-	subject, err := events.SubjectFor(e.Type(), subjectID)
-	if err != nil {
-		return err
-	}
-	if _, err := d.pub.Publish(ctx, subject, e); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.published++
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *demo) count() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.published
-}
-
 // seed builds a synthetic seed image, shows that a wrong password is
 // refused, pushes it, and reads its metadata back without pulling a layer.
-func (d *demo) seed(ctx context.Context) (seedimage.Summary, error) {
-	reg := startRegistry("ibu", "s3cret")
+func (d *demo) seed(ctx context.Context, reg *localRegistry) (seedimage.Summary, error) {
 	info, images, content, err := syntheticSeed("4.16.9", 125)
 	if err != nil {
 		return seedimage.Summary{}, err
@@ -162,6 +156,7 @@ func (d *demo) seed(ctx context.Context) (seedimage.Summary, error) {
 		return seedimage.Summary{}, fmt.Errorf("push with a wrong password: want ErrUnauthorized, got %v", err)
 	}
 	good := seedimage.WithAuth(&staticAuth{user: reg.user, pass: reg.pass})
+	d.seedAuth = []seedimage.Option{good}
 	pinned, err := seedimage.Push(ctx, ref, img, good)
 	if err != nil {
 		return seedimage.Summary{}, err
@@ -180,143 +175,167 @@ func (d *demo) seed(ctx context.Context) (seedimage.Summary, error) {
 type clusterResult struct {
 	id       string
 	from     string
-	final    stages.Position
+	final    state.Status
 	refused  []string
+	failed   bool
 	upgraded bool
-	duration time.Duration
 }
 
-// fleet registers n simulated clusters, checks each against the seed, and
-// walks the compatible ones through Prep, Upgrade and Finalize.
-func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, n int) ([]clusterResult, error) {
+// fleet starts a node agent on a simulated host for each of n clusters and
+// drives them through Prep, Upgrade and Finalize by writing their desired
+// stages, as the scheduler will; the agents do the work and report it.
+func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, n int, dir string, rebootDelay time.Duration) ([]clusterResult, error) {
 	results := make([]clusterResult, n)
+	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	errs := make([]error, n)
+	defer func() { stop(); wg.Wait() }()
+	errs := make(chan error, n)
 	for i := range n {
 		id := fmt.Sprintf("sno-%02d", i+1)
-		ci := seedimage.ClusterInfo{Version: "4.14.38", Fingerprint: demoFingerprint()}
+		fp := demoFingerprint()
+		version := "4.14.38"
 		switch i {
-		case 2: // a different machine and an extra operator
-			ci.Architecture = "arm64"
-			ci.Operators = append(ci.Operators, fingerprint.Operator{Name: "ptp-operator", Version: "4.14.0"})
+		case 2: // a different machine with an extra operator
+			fp.Architecture = "arm64"
+			fp.Operators = append(fp.Operators, fingerprint.Operator{Name: "ptp-operator", Version: "4.14.0"})
 		case 6: // already on a newer release than the seed
-			ci.Version = "4.17.2"
+			version = "4.17.2"
 		}
-		results[i] = clusterResult{id: id, from: ci.Version}
-		wg.Go(func() { errs[i] = d.cluster(ctx, seed, ci, &results[i], i == 0) })
+		results[i] = clusterResult{id: id, from: version}
+		spoke := simspoke.New(agent.Config{
+			ClusterID: id, Version: version, Fingerprint: fp, Labels: map[string]string{"site": "cell-" + id[len(id)-2:]},
+			SeedOptions: d.seedAuth, HeartbeatInterval: time.Second, AgentVersion: "demo",
+		}, filepath.Join(dir, id), "rhcos")
+		spoke.RebootDelay, spoke.Logger = rebootDelay, d.log
+		spoke.Images = sim.NewImages(2*time.Millisecond, 48<<20)
+		wg.Go(func() {
+			if err := spoke.Run(ctx, d.js); err != nil {
+				errs <- fmt.Errorf("agent %s: %w", id, err)
+			}
+		})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := d.waitAll(ctx, results, errs, func(st state.Status) bool { return st.Stage == stages.Idle && st.ClusterID != "" }); err != nil {
 		return nil, err
+	}
+	d.say("fleet", "%d node agents registered on simulated hosts", n)
+
+	// Asking for Upgrade before Prep: the agent refuses, nothing changes.
+	if err := d.desire(ctx, results[0].id, stages.Upgrade, seed); err != nil {
+		return nil, err
+	}
+	st, err := d.waitStatus(ctx, results[0].id, errs, func(st state.Status) bool { return st.ObservedGeneration >= d.gen[results[0].id] })
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := stages.FindCondition(st.Conditions, stages.CondUpgradeInProgress); ok && c.Reason == stages.ReasonInvalidTransition {
+		results[0].refused = append(results[0].refused, "Upgrade before Prep refused: "+c.Message)
+		d.say(results[0].id, "desired Upgrade while Idle refused by its agent: %s", c.Message)
+	}
+
+	for _, phase := range []struct {
+		stage stages.Stage
+		done  stages.Position
+	}{
+		{stages.Prep, stages.Position{Stage: stages.Prep, State: stages.Completed}},
+		{stages.Upgrade, stages.Position{Stage: stages.Upgrade, State: stages.Completed, AfterPivot: true}},
+		{stages.Idle, stages.IdlePosition},
+	} {
+		start := time.Now()
+		var active []int
+		for i, r := range results {
+			if r.failed {
+				continue
+			}
+			active = append(active, i)
+			if err := d.desire(ctx, r.id, phase.stage, seed); err != nil {
+				return nil, err
+			}
+		}
+		settled := func(i int) func(state.Status) bool {
+			return func(st state.Status) bool {
+				return st.ObservedGeneration >= d.gen[results[i].id] && st.State != stages.InProgress
+			}
+		}
+		okCount := 0
+		for _, i := range active {
+			st, err := d.waitStatus(ctx, results[i].id, errs, settled(i))
+			if err != nil {
+				return nil, err
+			}
+			results[i].final = st
+			if st.Position == phase.done {
+				okCount++
+				continue
+			}
+			results[i].failed = true
+			results[i].refused = append(results[i].refused, clipText(st.Message, 150))
+			d.say(results[i].id, "%s", clipText(st.Message, 200))
+		}
+		verb := map[stages.Stage]string{stages.Prep: "prepared", stages.Upgrade: "upgraded (pivot, reboot, verified)", stages.Idle: "finalized"}[phase.stage]
+		d.say("fleet", "%d of %d clusters %s in %.2fs", okCount, len(active), verb, time.Since(start).Seconds())
+	}
+	for i := range results {
+		results[i].upgraded = results[i].final.Position == stages.IdlePosition && results[i].final.BootedStateroot == seed.Info.Stateroot
 	}
 	return results, nil
 }
 
-func (d *demo) cluster(ctx context.Context, seed seedimage.Summary, ci seedimage.ClusterInfo, r *clusterResult, showRefusal bool) error {
-	start := time.Now()
-	defer func() { r.duration = time.Since(start) }()
-	if err := d.publish(ctx, r.id, events.ClusterRegistered{
-		ClusterID: r.id, Version: ci.Version, BootedStateroot: "rhcos", AgentVersion: "demo",
-		Labels: map[string]string{"site": "cell-" + r.id[len(r.id)-2:]}, Stateroots: []events.Stateroot{{Name: "rhcos", Version: ci.Version}},
-		Fingerprint: ci.Fingerprint,
-	}); err != nil {
-		return fmt.Errorf("register %s: %w", r.id, err)
+// desire writes the next generation of a cluster's desired stage.
+func (d *demo) desire(ctx context.Context, id string, stage stages.Stage, seed seedimage.Summary) error {
+	d.mu.Lock()
+	d.gen[id]++
+	gen := d.gen[id]
+	d.mu.Unlock()
+	want := state.Desired{ClusterID: id, Stage: stage, Generation: gen, PlanID: "demo"}
+	if stage == stages.Prep || stage == stages.Upgrade {
+		want.SeedImage, want.SeedVersion = seed.Ref, seed.Info.Version
 	}
-	pos := stages.IdlePosition
-	if err := d.setStatus(ctx, r.id, pos, nil, "cluster registered"); err != nil {
+	b, err := state.EncodeDesired(want)
+	if err != nil {
 		return err
 	}
-	if showRefusal {
-		// Asking for Upgrade before Prep: the stage machine refuses, nothing changes.
-		if _, err := stages.Decide(pos, stages.Upgrade); err != nil {
-			var te *stages.TransitionError
-			errors.As(err, &te)
-			rej := events.RejectionOf("node-agent", "IBU_DESIRED."+r.id, nil, err)
-			rej.ClusterID = r.id
-			if err := d.publish(ctx, r.id, rej); err != nil {
-				return err
-			}
-			r.refused = append(r.refused, fmt.Sprintf("desired Upgrade refused: %s", te.Message))
-			d.say(r.id, "desired Upgrade while Idle refused: %s (valid next: %v)", te.Message, te.Valid)
-		}
+	if _, err := d.desired.Put(ctx, id, b); err != nil {
+		return fmt.Errorf("set desired stage of %s: %w", id, err)
 	}
-	if err := seedimage.Compatible(seed.Info, ci); err != nil {
-		var inc *seedimage.IncompatibleError
-		errors.As(err, &inc)
-		var codes []string
-		for _, reason := range inc.Reasons {
-			codes = append(codes, string(reason.Code))
-		}
-		rej := events.RejectionOf("node-agent", "IBU_DESIRED."+r.id, nil, err)
-		rej.ClusterID, rej.Reason = r.id, "IncompatibleSeed"
-		if err := d.publish(ctx, r.id, rej); err != nil {
-			return err
-		}
-		r.refused = append(r.refused, "seed incompatible: "+strings.Join(codes, ", "))
-		d.say(r.id, "seed %s refused before any pull: %s", seed.Info.Version, err)
-		r.final = pos
-		return nil
-	}
-	// Prep, Upgrade (pivot), Finalize: every move through the stage machine.
-	walk := []struct {
-		to       stages.Stage
-		end      stages.Position
-		progress string
-	}{
-		{stages.Prep, stages.Position{Stage: stages.Prep, State: stages.Completed}, "stateroot " + seed.Info.Stateroot + " deployed; precache total: 125 (pulled: 125, failed: 0)"},
-		{stages.Upgrade, stages.Position{Stage: stages.Upgrade, State: stages.Completed, AfterPivot: true}, "pivoted to " + seed.Info.Stateroot + ", rebooted, healthy"},
-		{stages.Idle, stages.IdlePosition, "finalized: old stateroot removed"},
-	}
-	var conds []stages.Condition
-	for gen, step := range walk {
-		if _, err := stages.Decide(pos, step.to); err != nil {
-			return fmt.Errorf("%s: %w", r.id, err)
-		}
-		running := stages.Position{Stage: step.to, State: stages.InProgress, AfterPivot: pos.AfterPivot}
-		if step.to == stages.Idle {
-			running.AfterPivot = false
-		}
-		for _, next := range []struct {
-			p   stages.Position
-			msg string
-		}{{running, string(step.to) + " in progress"}, {step.end, step.progress}} {
-			conds = stages.ConditionsFor(conds, next.p, next.msg, time.Now())
-			if err := d.transition(ctx, r.id, int64(gen+1), pos, next.p, conds, next.msg); err != nil {
-				return err
-			}
-			pos = next.p
-		}
-	}
-	r.final, r.upgraded = pos, true
 	return nil
 }
 
-func (d *demo) transition(ctx context.Context, id string, gen int64, from, to stages.Position, conds []stages.Condition, msg string) error {
-	if err := d.setStatus(ctx, id, to, conds, msg); err != nil {
-		return err
-	}
-	return d.publish(ctx, id, events.StageChanged{
-		ClusterID: id, Generation: gen, Stage: to.Stage, State: to.State,
-		PreviousStage: from.Stage, PreviousState: from.State, AfterPivot: to.AfterPivot,
-		Conditions: conds, ValidNextStages: stages.ValidNextStages(to),
-	})
-}
-
-// demoStatus is the slice of IBU_STATUS the demo writes.
-type demoStatus struct {
-	Position        stages.Position    `json:"position"`
-	Conditions      []stages.Condition `json:"conditions,omitempty"`
-	ValidNextStages []stages.Stage     `json:"validNextStages"`
-	Message         string             `json:"message"`
-}
-
-func (d *demo) setStatus(ctx context.Context, id string, p stages.Position, conds []stages.Condition, msg string) error {
-	_, _, err := bus.UpdateJSON(ctx, d.status, id, func(s *demoStatus, _ bool) error {
-		*s = demoStatus{Position: p, Conditions: conds, ValidNextStages: stages.ValidNextStages(p), Message: msg}
-		return nil
-	})
+// waitStatus waits for a cluster's status to satisfy cond.
+func (d *demo) waitStatus(ctx context.Context, id string, errs <-chan error, cond func(state.Status) bool) (state.Status, error) {
+	w, err := d.status.Watch(ctx, id)
 	if err != nil {
-		return fmt.Errorf("status of %s: %w", id, err)
+		return state.Status{}, err
+	}
+	defer w.Stop()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			var st state.Status
+			if err := json.Unmarshal(e.Value(), &st); err != nil {
+				return st, err
+			}
+			if cond(st) {
+				return st, nil
+			}
+		case err := <-errs:
+			return state.Status{}, err
+		case <-deadline:
+			return state.Status{}, fmt.Errorf("cluster %s did not reach the expected state within 30s", id)
+		case <-ctx.Done():
+			return state.Status{}, ctx.Err()
+		}
+	}
+}
+
+func (d *demo) waitAll(ctx context.Context, results []clusterResult, errs <-chan error, cond func(state.Status) bool) error {
+	for _, r := range results {
+		if _, err := d.waitStatus(ctx, r.id, errs, cond); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -437,7 +456,7 @@ func (a *audit) waitFor(ctx context.Context, n int, timeout time.Duration) error
 }
 
 func (d *demo) summary(results []clusterResult, a *audit) {
-	fmt.Fprintf(d.io.Out, "\n%-8s %-9s %-24s %s\n", "CLUSTER", "FROM", "FINAL", "NOTES")
+	fmt.Fprintf(d.io.Out, "\n%-8s %-9s %-13s %-34s %s\n", "CLUSTER", "FROM", "RUNNING", "STAGES (s)", "NOTES")
 	upgraded := 0
 	for _, r := range results {
 		notes := r.refused
@@ -445,7 +464,11 @@ func (d *demo) summary(results []clusterResult, a *audit) {
 			upgraded++
 			notes = append(notes, "upgraded to 4.16.9 and finalized")
 		}
-		fmt.Fprintf(d.io.Out, "%-8s %-9s %-24s %s\n", r.id, r.from, r.final, strings.Join(notes, "; "))
+		var durs []string
+		for _, h := range r.final.History {
+			durs = append(durs, fmt.Sprintf("%s %.2f", h.Stage, h.Duration().Seconds()))
+		}
+		fmt.Fprintf(d.io.Out, "%-8s %-9s %-13s %-34s %s\n", r.id, r.from, r.final.BootedStateroot, strings.Join(durs, ", "), strings.Join(notes, "; "))
 	}
 	a.mu.Lock()
 	types := slices.Sorted(maps.Keys(a.byType))

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -75,7 +76,7 @@ func syntheticSeed(version string, images int) (seedimage.SeedInfo, []string, se
 		return seedimage.BytesOpener(b)
 	}
 	content.Ostree = layer(map[string]string{"repo/config": "[core]\nrepo_version=1\nmode=archive-z2\n",
-		"repo/refs/heads/" + info.Stateroot: info.OstreeCommit + "\n"})
+		"repo/objects/": "", "repo/refs/heads/" + info.Stateroot: info.OstreeCommit + "\n"})
 	content.Var = layer(map[string]string{"var/lib/kubelet/config.json": "{}\n", "var/lib/etcd/member/snap/db": version})
 	content.Etc = layer(map[string]string{"etc/kubernetes/kubelet.conf": "# kubelet " + version + "\n"})
 	content.EtcDeletions = []string{"/etc/motd"}
@@ -98,6 +99,12 @@ func tarOf(files map[string]string) ([]byte, error) {
 	tw := tar.NewWriter(&buf)
 	for _, name := range sortedKeys(files) {
 		body := files[name]
+		if strings.HasSuffix(name, "/") {
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
 			return nil, err
 		}

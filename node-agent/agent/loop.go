@@ -231,6 +231,7 @@ func (l *loop) start(ctx context.Context, d state.Desired, action stages.Action,
 	if why != "" {
 		msg = why
 	}
+	pos := stages.Position{Stage: stageOf(action), State: stages.InProgress, AfterPivot: st.AfterPivot}
 	if _, err := l.a.updateStatus(ctx, func(s *state.Status, _ bool) {
 		s.ObservedGeneration = max(s.ObservedGeneration, d.Generation)
 		s.Action, s.PlanID = action, d.PlanID
@@ -240,10 +241,8 @@ func (l *loop) start(ctx context.Context, d state.Desired, action stages.Action,
 		if action == stages.ActionPrep {
 			s.OldStateroot, s.NewStateroot, s.Precache = in.OldStateroot, "", nil
 		}
+		applyPosition(s, pos, msg, now)
 	}); err != nil {
-		return err
-	}
-	if _, err := l.a.setPosition(ctx, stages.Position{Stage: stageOf(action), State: stages.InProgress, AfterPivot: st.AfterPivot}, msg); err != nil {
 		return err
 	}
 	return l.launch(ctx, run)
@@ -324,6 +323,9 @@ func (l *loop) settle(ctx context.Context, run journal.Run, runErr error) error 
 	if err != nil {
 		return fmt.Errorf("read booted stateroot: %w", err)
 	}
+	if cur, err := l.a.readStatus(ctx); err == nil && in.NewStateroot == "" {
+		in.NewStateroot = cur.NewStateroot // Prep names it in InspectSeed
+	}
 	afterPivot := in.NewStateroot != "" && booted.Stateroot == in.NewStateroot
 	pos := stages.Position{Stage: stageOf(action), State: stages.Completed, AfterPivot: afterPivot}
 	msg := completedMessage(action, in)
@@ -336,21 +338,15 @@ func (l *loop) settle(ctx context.Context, run journal.Run, runErr error) error 
 			pos = stages.IdlePosition
 		}
 	}
-	st, err := l.a.updateStatus(ctx, func(s *state.Status, _ bool) {
+	now := l.a.d.Now().UTC()
+	if _, err := l.a.updateStatus(ctx, func(s *state.Status, _ bool) {
 		s.BootedStateroot = booted.Stateroot
 		s.Step = ""
 		if pos == stages.IdlePosition {
 			s.OldStateroot, s.NewStateroot = "", ""
-			if action == stages.ActionFinalize {
-				s.OldStateroot = ""
-			}
 		}
-	})
-	if err != nil {
-		return err
-	}
-	_ = st
-	if _, err := l.a.setPosition(ctx, pos, msg); err != nil {
+		applyPosition(s, pos, msg, now)
+	}); err != nil {
 		return err
 	}
 	if pos == stages.IdlePosition {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -61,7 +62,13 @@ func (a *Agent) updateStatus(ctx context.Context, fn func(s *state.Status, exist
 // conditions and history.
 func (a *Agent) setPosition(ctx context.Context, p stages.Position, msg string) (state.Status, error) {
 	now := a.d.Now().UTC()
-	return a.updateStatus(ctx, func(s *state.Status, _ bool) {
+	return a.updateStatus(ctx, func(s *state.Status, _ bool) { applyPosition(s, p, msg, now) })
+}
+
+// applyPosition moves s to p: position, message, conditions and history in
+// one write, so no reader sees a new generation with the old position.
+func applyPosition(s *state.Status, p stages.Position, msg string, now time.Time) {
+	{
 		if p.State == stages.InProgress && (s.Stage != p.Stage || s.State != stages.InProgress) {
 			s.History = append(s.History, stages.StageRecord{Stage: p.Stage, Start: now, State: stages.InProgress})
 		}
@@ -73,5 +80,5 @@ func (a *Agent) setPosition(ctx context.Context, p stages.Position, msg string) 
 		s.Position = p
 		s.Message = msg
 		s.Conditions = stages.ConditionsFor(s.Conditions, p, msg, now)
-	})
+	}
 }

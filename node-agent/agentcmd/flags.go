@@ -121,7 +121,7 @@ func options() []option {
 		{name: "trust-bundle-hash", env: "IBU_TRUST_BUNDLE_HASH", arg: "HASH", help: "fingerprint: hash of the additional trust bundle (empty: none)"},
 		{name: "operators", env: "IBU_OPERATORS", arg: "name=version,...", help: "fingerprint: installed operators"},
 		{name: "seed-auth-file", env: "IBU_SEED_AUTH_FILE", arg: "FILE", help: "docker config.json with credentials for the seed image's registry (default: the standard docker/podman locations)"},
-		{name: "services", env: "IBU_SERVICES", arg: "LIST", help: "hub services that answer this cluster's tasks: backup-restore, health (comma-separated; empty or none: neither, and their steps are skipped with a condition saying so)"},
+		{name: "services", env: "IBU_SERVICES", arg: "LIST", help: "hub services that answer this cluster's tasks, comma-separated: backup-restore and health (absent: their steps are skipped with a condition saying so), precache (absent: the agent pulls the seed's image list minus what the node has); empty or none: no service"},
 		{name: "heartbeat", env: "IBU_HEARTBEAT", arg: "DURATION", def: "10s", help: "interval between heartbeats"},
 		{name: "init-monitor-timeout", env: "IBU_INIT_MONITOR_TIMEOUT", arg: "DURATION", def: "30m", help: "an upgrade not completed this long after the pivot rolls back by itself (unless auto-rollback is off)"},
 		{name: "log-level", env: "IBU_LOG_LEVEL", arg: "LEVEL", def: "info", help: "debug, info, warn or error"},
@@ -349,6 +349,9 @@ func (p *parser) config() Config {
 	}
 	c.JournalDir = p.dir("journal-dir", c, "journal")
 	c.WorkDir = p.dir("work-dir", c, "work")
+	if c.Backend == BackendOstree && c.HostRoot != "" && filepath.IsAbs(c.WorkDir) && !under(c.WorkDir, c.HostRoot) {
+		p.bad("work-dir", "must be under --host-root %s: ostree, run in the host's root, imports the seed from it", c.HostRoot)
+	}
 	c.Kubeconfig = p.file("kubeconfig")
 
 	c.Version = p.str("version")
@@ -517,8 +520,7 @@ func (p *parser) authFile(name string) string {
 }
 
 // dir returns a journal or work directory: the flag's value, or under the
-// sysroot by default. With --host-root every path this process opens for
-// the host must be under it.
+// sysroot by default.
 func (p *parser) dir(name string, c Config, leaf string) string {
 	if !p.given(name) {
 		if c.Backend == BackendSim {
@@ -526,11 +528,7 @@ func (p *parser) dir(name string, c Config, leaf string) string {
 		}
 		return filepath.Join(c.HostRoot, c.Sysroot, "ostree", "ibu-agent", leaf)
 	}
-	v := p.absPath(name)
-	if c.HostRoot != "" && filepath.IsAbs(v) && c.Backend == BackendOstree && !under(v, c.HostRoot) {
-		p.bad(name, "must be under --host-root %s: ostree runs in the host's root and must see it", c.HostRoot)
-	}
-	return v
+	return p.absPath(name)
 }
 
 func under(path, root string) bool {
@@ -632,8 +630,10 @@ func (p *parser) services(name string) agent.Services {
 			s.BackupRestore = true
 		case "health":
 			s.Health = true
+		case "precache":
+			s.Precache = true
 		default:
-			p.bad(name, "unknown service %q; want backup-restore and/or health, comma-separated (or none)", strings.TrimSpace(item))
+			p.bad(name, "unknown service %q; want backup-restore, health and/or precache, comma-separated (or none)", strings.TrimSpace(item))
 			return agent.Services{}
 		}
 	}

@@ -64,7 +64,7 @@ func TestParse(t *testing.T) {
 			env: map[string]string{
 				"IBU_CLUSTER_ID": "sno-2", "NATS_URL": "nats://hub.example:4222, tls://hub2.example:4222",
 				"IBU_LABELS": "site=lyon, ibu.dev/wave=1", "IBU_HEARTBEAT": "5s", "IBU_FIPS": "true",
-				"IBU_OPERATORS": "lifecycle-agent=4.16.0,oadp-operator=1.4.1", "IBU_SERVICES": "health,backup-restore",
+				"IBU_OPERATORS": "lifecycle-agent=4.16.0,oadp-operator=1.4.1", "IBU_SERVICES": "health, backup-restore,precache",
 				"IBU_IP_FAMILY": "dualstack", "IBU_BACKEND": "sim", "IBU_VERSION": "4.16.3",
 				"IBU_NATS_CREDS": file, "IBU_NATS_CA": file, "IBU_KUBECONFIG": file, "IBU_SEED_AUTH_FILE": auth,
 				"IBU_STREAM_REPLICAS": "3", "IBU_LOG_LEVEL": "debug", "IBU_LOG_FORMAT": "text",
@@ -82,7 +82,7 @@ func TestParse(t *testing.T) {
 				if want := []fingerprint.Operator{{Name: "lifecycle-agent", Version: "4.16.0"}, {Name: "oadp-operator", Version: "1.4.1"}}; !reflect.DeepEqual(c.Fingerprint.Operators, want) {
 					t.Errorf("operators %v", c.Fingerprint.Operators)
 				}
-				if c.Services != (agent.Services{BackupRestore: true, Health: true}) {
+				if c.Services != (agent.Services{BackupRestore: true, Health: true, Precache: true}) {
 					t.Errorf("services %+v", c.Services)
 				}
 				if c.Fingerprint.IPFamily != fingerprint.DualStack {

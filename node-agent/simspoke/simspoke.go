@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/host"
@@ -30,6 +31,8 @@ type Spoke struct {
 	Logger      *slog.Logger
 	// StepHook is passed to every agent incarnation (crash points).
 	StepHook func(boundary string) error
+	// Tracer receives the agent's spans (nil: none).
+	Tracer trace.TracerProvider
 	// Boots counts the simulated reboots.
 	Boots int
 }
@@ -58,7 +61,7 @@ func (s *Spoke) Once(ctx context.Context, js jetstream.JetStream) error {
 	}
 	a, err := agent.New(s.Config, agent.Deps{
 		JS: js, Stateroots: s.Host.Stateroots(), Rebooter: s.Host.Rebooter(s.RebootDelay),
-		Boot: s.Host, Images: s.Images, Journal: j, Logger: s.Logger, StepHook: s.StepHook,
+		Boot: s.Host, Images: s.Images, Journal: j, Logger: s.Logger, StepHook: s.StepHook, Tracer: s.Tracer,
 	})
 	if err != nil {
 		return err
