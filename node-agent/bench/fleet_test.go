@@ -26,6 +26,7 @@ import (
 const (
 	envAgents = "IBU_BENCH_AGENTS" // number of simulated spokes (default 1000)
 	envConns  = "IBU_BENCH_CONNS"  // NATS connections the spokes share (default: one per spoke)
+	envDir    = "IBU_BENCH_DIR"    // where the spokes' directories go (default: the test's temp dir)
 )
 
 // phaseTimeout bounds each phase of a fleet run.
@@ -42,6 +43,27 @@ func envInt(tb testing.TB, name string, def int) int {
 		tb.Fatalf("%s=%q: want a positive integer", name, v)
 	}
 	return n
+}
+
+// spokesDir makes the directory holding every spoke's files: under
+// IBU_BENCH_DIR when set (e.g. a tmpfs, to take the shared disk's flushes
+// out of the figures), else in the test's temp dir.
+func spokesDir(tb testing.TB) string {
+	tb.Helper()
+	parent := os.Getenv(envDir)
+	if parent == "" {
+		return tb.TempDir()
+	}
+	dir, err := os.MkdirTemp(parent, "ibu-fleet-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			tb.Error(err)
+		}
+	})
+	return dir
 }
 
 type phase struct {
@@ -74,7 +96,7 @@ func runFleet(tb testing.TB, tc timerControl, agents, conns int) fleetResult {
 	reg := registrytest.Start(tb)
 	ostreeTar := tarOf(tb, map[string]string{"repo/config": "[core]\nmode=archive-z2\n", "repo/objects/": "<dir>"})
 	seedRef := pushSeed(tb, reg, seedimage.BytesOpener(ostreeTar), sim.Checksum(seedVersion), fakeImages(5))
-	root := tb.TempDir()
+	root := spokesDir(tb)
 
 	r := fleetResult{agents: agents, conns: conns}
 	runtime.GC()
