@@ -127,12 +127,15 @@ func (a *Agent) pullSeed(ctx context.Context, r *runState) (any, error) {
 	if err := seedimage.WriteLayout(layout, remote.Image, "seed"); err != nil {
 		return nil, fmt.Errorf("store seed %s: %w", seed.Ref, err)
 	}
+	// No separate Verify pass over the layers: WriteLayout checked every
+	// blob it fetched against its digest, ReadLayout checks the labels and
+	// layer roles, and each extraction below and in ApplyVar/ApplyEtc checks
+	// the uncompressed bytes against the config's diff IDs — so a layer is
+	// read once instead of twice (the Prep benchmark measured the second
+	// read at a quarter of Prep's time).
 	local, err := seedimage.ReadLayout(layout, "seed")
 	if err != nil {
 		return nil, err
-	}
-	if err := seedimage.Verify(ctx, local); err != nil {
-		return nil, fmt.Errorf("verify seed %s: %w", seed.Ref, err)
 	}
 	repo, err := seedapply.ExtractOstree(ctx, local, dir)
 	if err != nil {

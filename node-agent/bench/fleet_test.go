@@ -70,7 +70,7 @@ type phase struct {
 	name     string
 	wall     time.Duration
 	events   uint64 // IBU_EVENTS messages at the end of the phase, minus at its start
-	updates  int    // IBU_STATUS updates seen
+	writes   uint64 // IBU_STATUS writes
 	blobGets int    // registry blob downloads
 }
 
@@ -154,14 +154,14 @@ func runFleet(tb testing.TB, tc timerControl, agents, conns int) fleetResult {
 	tb.Cleanup(stop)
 
 	run := func(name string, fn func()) {
-		ev, gets, ups := h.eventCount(tb), len(reg.BlobGets()), bd.Updates()
+		ev, gets, ws := h.eventCount(tb), len(reg.BlobGets()), h.statusWrites(tb)
 		tc.StartTimer()
 		start := time.Now()
 		fn()
 		wall := time.Since(start)
 		tc.StopTimer()
 		r.phases = append(r.phases, phase{name: name, wall: wall, events: h.eventCount(tb) - ev,
-			blobGets: len(reg.BlobGets()) - gets, updates: bd.Updates() - ups})
+			blobGets: len(reg.BlobGets()) - gets, writes: h.statusWrites(tb) - ws})
 	}
 	run("start (register)", func() {
 		for i, sp := range spokes {
@@ -211,7 +211,7 @@ func (r fleetResult) print(w io.Writer) {
 		if i > 0 {
 			work += p.wall
 		}
-		fmt.Fprintf(w, "  %-17s %8s  %7d events  %7d status updates  %5d blob GETs\n", p.name, fmtDur(p.wall), p.events, p.updates, p.blobGets)
+		fmt.Fprintf(w, "  %-17s %8s  %7d events  %7d status writes  %5d blob GETs\n", p.name, fmtDur(p.wall), p.events, p.writes, p.blobGets)
 	}
 	fmt.Fprintf(w, "total: %s (Prep+Upgrade+Finalize %s); %d reboots\n", fmtDur(total), fmtDur(work), r.boots)
 	fmt.Fprintf(w, "events published (IBU_EVENTS messages): %d, %.1f per agent\n", r.events, float64(r.events)/float64(r.agents))
@@ -230,7 +230,11 @@ func (r fleetResult) print(w io.Writer) {
 // all Finalize, each phase started by writing every cluster's desired
 // state and finished when one WatchAll of IBU_STATUS has seen every
 // cluster there. IBU_BENCH_CONNS sets how many NATS connections the
-// spokes share (default one each, as real spokes). Run it once:
+// spokes share (default one each, as real spokes); IBU_BENCH_DIR where
+// the spokes' files go (default the test's temp dir: then every spoke's
+// journal fsyncs hit this machine's one disk, which real spokes do not
+// share; IBU_BENCH_DIR=/dev/shm shows the figures without that). Run it
+// once:
 //
 //	go test -run '^$' -bench BenchmarkFleetSim -benchtime 1x ./bench/
 //

@@ -91,6 +91,21 @@ func (h *hub) eventCount(tb testing.TB) uint64 {
 	return info.State.Msgs
 }
 
+// statusWrites is the number of writes IBU_STATUS ever took (its stream's
+// last sequence: the bucket keeps only a few revisions per key).
+func (h *hub) statusWrites(tb testing.TB) uint64 {
+	tb.Helper()
+	s, err := h.js.Stream(tb.Context(), "KV_"+bus.BucketStatus)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info, err := s.Info(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
 // desire sets the desired stage of every cluster (in parallel, a few
 // writers), with the seed for Prep and Upgrade.
 func (h *hub) desire(tb testing.TB, clusters []string, stage stages.Stage, gen int64, seedRef string) {
@@ -145,7 +160,6 @@ type board struct {
 	mu      sync.Mutex
 	cur     map[string]statusView
 	changed chan struct{} // closed and replaced on every update
-	updates int
 	err     error
 }
 
@@ -173,7 +187,6 @@ func watchBoard(tb testing.TB, h *hub) *board {
 			} else {
 				bd.cur[e.Key()] = v
 			}
-			bd.updates++
 			close(bd.changed)
 			bd.changed = make(chan struct{})
 			bd.mu.Unlock()
@@ -181,13 +194,6 @@ func watchBoard(tb testing.TB, h *hub) *board {
 	}()
 	tb.Cleanup(func() { _ = w.Stop(); cancel(); <-done })
 	return bd
-}
-
-// Updates is the number of status updates seen.
-func (bd *board) Updates() int {
-	bd.mu.Lock()
-	defer bd.mu.Unlock()
-	return bd.updates
 }
 
 // wait blocks until every cluster is at want having observed gen; it fails
