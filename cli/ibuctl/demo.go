@@ -25,6 +25,7 @@ import (
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
 	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 )
@@ -140,11 +141,11 @@ func (d *demo) say(section, format string, args ...any) {
 // seed builds a synthetic seed image, shows that a wrong password is
 // refused, pushes it, and reads its metadata back without pulling a layer.
 func (d *demo) seed(ctx context.Context, reg *localRegistry) (seedimage.Summary, error) {
-	info, images, content, err := syntheticSeed("4.16.9", 125)
+	synth, err := seedsim.New("4.16.9", 125)
 	if err != nil {
 		return seedimage.Summary{}, err
 	}
-	img, err := seedimage.Build(info, images, content)
+	img, err := synth.Build()
 	if err != nil {
 		return seedimage.Summary{}, err
 	}
@@ -192,7 +193,7 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, n int, dir str
 	errs := make(chan error, n)
 	for i := range n {
 		id := fmt.Sprintf("sno-%02d", i+1)
-		fp := demoFingerprint()
+		fp := seedsim.Fingerprint()
 		version := "4.14.38"
 		switch i {
 		case 2: // a different machine with an extra operator
