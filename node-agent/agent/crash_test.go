@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync/atomic"
 	"testing"
 
 	"ibu.dev/shared/stages"
@@ -12,10 +11,9 @@ import (
 
 // runCrashing runs the spoke and starts it again whenever it stops at the
 // boundary (once), as a process killed there and restarted by systemd would.
-func (f *fixture) runCrashing(boundary string) *atomic.Int32 {
+func (f *fixture) runCrashing(boundary string) {
 	f.armed.Store(true)
 	f.runWithCrashAt(boundary)
-	return &f.crashes
 }
 
 // Every step boundary of Prep, Upgrade and Finalize: stopping the agent
@@ -36,29 +34,12 @@ func TestCrashAtEveryStepBoundary(t *testing.T) {
 	for _, b := range boundaries {
 		t.Run(b, func(t *testing.T) {
 			f := newFixture(t)
-			crashes := f.runCrashing(b)
+			f.runCrashing(b)
 			f.waitPosition(stages.IdlePosition, 0)
 			f.waitPosition(prepDone, f.desire(stages.Prep))
 			f.waitPosition(upgradeDone, f.desire(stages.Upgrade))
 			st := f.waitPosition(stages.IdlePosition, f.desire(stages.Idle))
-			if crashes.Load() != 1 {
-				t.Fatalf("the agent never reached %s", b)
-			}
-			if got := f.deployments(); !slices.Equal(got, []string{"*" + newRoot}) {
-				t.Errorf("deployments = %v", got)
-			}
-			if f.spoke.Boots != 1 {
-				t.Errorf("host rebooted %d times, want 1", f.spoke.Boots)
-			}
-			runs := f.stepRuns()
-			if len(runs) != 18 {
-				t.Errorf("%d distinct steps succeeded, want 18: %v", len(runs), runs)
-			}
-			for step, n := range runs {
-				if n != 1 {
-					t.Errorf("step %s succeeded %d times", step, n)
-				}
-			}
+			f.checkSameEnd(b, []string{"*" + newRoot}, 1, 18)
 			var hist []stages.Stage
 			for _, h := range st.History {
 				hist = append(hist, h.Stage)
@@ -88,24 +69,7 @@ func TestCrashAtEveryRollbackBoundary(t *testing.T) {
 			f.armed.Store(true)
 			f.waitPosition(rollbackDone, f.desire(stages.Rollback))
 			f.waitPosition(stages.IdlePosition, f.desire(stages.Idle))
-			if f.crashes.Load() != 1 {
-				t.Fatalf("the agent never reached %s", b)
-			}
-			if got := f.deployments(); !slices.Equal(got, []string{"*" + oldRoot}) {
-				t.Errorf("deployments = %v", got)
-			}
-			if f.spoke.Boots != 2 {
-				t.Errorf("host rebooted %d times, want 2", f.spoke.Boots)
-			}
-			runs := f.stepRuns()
-			if len(runs) != 23 {
-				t.Errorf("%d distinct steps succeeded, want 23: %v", len(runs), runs)
-			}
-			for step, n := range runs {
-				if n != 1 {
-					t.Errorf("step %s succeeded %d times", step, n)
-				}
-			}
+			f.checkSameEnd(b, []string{"*" + oldRoot}, 2, 23)
 		})
 	}
 }
@@ -141,4 +105,30 @@ func (f *fixture) runWithCrashAt(boundary string) {
 			f.t.Errorf("agent: %v", err)
 		}
 	})
+}
+
+// checkSameEnd asserts that a run stopped once at boundary ended as an
+// uninterrupted one: the deployments, the number of reboots, and every one
+// of the distinct steps succeeded exactly once.
+func (f *fixture) checkSameEnd(boundary string, deployments []string, boots, distinctSteps int) {
+	t := f.t
+	t.Helper()
+	if f.crashes.Load() != 1 {
+		t.Fatalf("the agent never reached %s", boundary)
+	}
+	if got := f.deployments(); !slices.Equal(got, deployments) {
+		t.Errorf("deployments = %v, want %v", got, deployments)
+	}
+	if f.spoke.Boots != boots {
+		t.Errorf("host rebooted %d times, want %d", f.spoke.Boots, boots)
+	}
+	runs := f.stepRuns()
+	if len(runs) != distinctSteps {
+		t.Errorf("%d distinct steps succeeded, want %d: %v", len(runs), distinctSteps, runs)
+	}
+	for step, n := range runs {
+		if n != 1 {
+			t.Errorf("step %s succeeded %d times", step, n)
+		}
+	}
 }
