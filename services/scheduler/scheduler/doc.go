@@ -1,4 +1,6 @@
-// Package scheduler turns a fleet upgrade plan into per-cluster desired
-// stages with a sliding window, canaries, failure policy and maintenance
-// windows, keeping all of its state in JetStream. Built by issue 5.
+// Package scheduler is the fleet scheduler service: it accepts plan
+// requests from IBU_REQUESTS, keeps every plan in IBU_PLANS, and drives each
+// plan's clusters by writing their desired stages in IBU_DESIRED as their
+// agents report in IBU_STATUS. The decisions are package planner's; this
+// package does the I/O, the caches and the single-writer ownership.
 package scheduler
