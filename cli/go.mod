@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	ibu.dev/node-agent => ../node-agent
+	ibu.dev/services/scheduler => ../services/scheduler
 	ibu.dev/shared => ../shared
 )
 
@@ -11,7 +12,9 @@ require (
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/google/go-containerregistry v0.22.1
 	github.com/nats-io/nats.go v1.55.0
+	go.yaml.in/yaml/v3 v3.0.5
 	ibu.dev/node-agent v0.0.0-00010101000000-000000000000
+	ibu.dev/services/scheduler v0.0.0-00010101000000-000000000000
 	ibu.dev/shared v0.0.0-00010101000000-000000000000
 )
 

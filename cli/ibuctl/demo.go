@@ -21,6 +21,7 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/host/sim"
 	"ibu.dev/node-agent/simspoke"
+	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
@@ -53,7 +54,7 @@ const demoSource = "/ibuctl/demo"
 
 func runDemo(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("demo", io)
-	clusters := fs.Int("clusters", 12, "number of simulated clusters")
+	clusters := fs.Int("clusters", 20, "number of simulated clusters")
 	keep := fs.Bool("keep-running", false, "leave the hub running after the demo and print its URL")
 	rebootDelay := fs.Duration("reboot-delay", 300*time.Millisecond, "simulated reboot time (a real one takes minutes)")
 	if err := parse(fs, args); err != nil {
@@ -233,52 +234,125 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, n int, dir str
 		d.say(results[0].id, "desired Upgrade while Idle refused by its agent: %s", c.Message)
 	}
 
-	for _, phase := range []struct {
-		stage stages.Stage
-		done  stages.Position
-	}{
-		{stages.Prep, stages.Position{Stage: stages.Prep, State: stages.Completed}},
-		{stages.Upgrade, stages.Position{Stage: stages.Upgrade, State: stages.Completed, AfterPivot: true}},
-		{stages.Idle, stages.IdlePosition},
-	} {
-		start := time.Now()
-		var active []int
-		for i, r := range results {
-			if r.failed {
-				continue
-			}
-			active = append(active, i)
-			if err := d.desire(ctx, r.id, phase.stage, seed); err != nil {
-				return nil, err
-			}
+	// The scheduler takes over: one plan request for the whole fleet.
+	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Logger: d.log, Tick: 100 * time.Millisecond})
+	wg.Go(func() {
+		if err := sched.Run(ctx); err != nil {
+			errs <- fmt.Errorf("scheduler: %w", err)
 		}
-		settled := func(i int) func(state.Status) bool {
-			return func(st state.Status) bool {
-				return st.ObservedGeneration >= d.gen[results[i].id] && st.State != stages.InProgress
-			}
-		}
-		okCount := 0
-		for _, i := range active {
-			st, err := d.waitStatus(ctx, results[i].id, errs, settled(i))
-			if err != nil {
-				return nil, err
-			}
-			results[i].final = st
-			if st.Position == phase.done {
-				okCount++
-				continue
-			}
-			results[i].failed = true
-			results[i].refused = append(results[i].refused, clipText(st.Message, 150))
-			d.say(results[i].id, "%s", clipText(st.Message, 200))
-		}
-		verb := map[stages.Stage]string{stages.Prep: "prepared", stages.Upgrade: "upgraded (pivot, reboot, verified)", stages.Idle: "finalized"}[phase.stage]
-		d.say("fleet", "%d of %d clusters %s in %.2fs", okCount, len(active), verb, time.Since(start).Seconds())
+	})
+	ids := make([]string, n)
+	for i := range results {
+		ids[i] = results[i].id
+	}
+	req := events.PlanCreateRequested{
+		PlanID: "demo-rollout", SeedImage: seed.Ref, SeedVersion: seed.Info.Version,
+		Clusters: events.ClusterSelection{Selector: &events.LabelSelector{MatchExpressions: []events.LabelSelectorRequirement{
+			{Key: "site", Operator: events.SelectorExists}}}},
+		Canaries: []string{ids[1], ids[3]},
+		Steps: []events.PlanStep{
+			{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
+			{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
+		},
+		FailurePolicy: &events.FailurePolicy{MaxFailures: "20%", OnBreach: events.BreachPause},
+	}
+	e, err := events.New(demoSource, req.PlanID, req)
+	if err != nil {
+		return nil, err
+	}
+	subject, err := events.SubjectFor(e.Type(), "")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.pub.Publish(ctx, subject, e); err != nil {
+		return nil, err
+	}
+	d.say("plan", "published %s on %s: %d clusters by selector site, canaries %s and %s, window 5, pause past 20%% failures",
+		req.PlanID, subject, n, ids[1], ids[3])
+	plan, err := d.followPlan(ctx, req.PlanID, errs)
+	if err != nil {
+		return nil, err
 	}
 	for i := range results {
-		results[i].upgraded = results[i].final.Position == stages.IdlePosition && results[i].final.BootedStateroot == seed.Info.Stateroot
+		st, err := d.waitStatus(ctx, results[i].id, errs, func(state.Status) bool { return true })
+		if err != nil {
+			return nil, err
+		}
+		results[i].final = st
+		if j := plan.Cluster(results[i].id); j >= 0 && plan.Clusters[j].State.IsFailure() {
+			results[i].refused = append(results[i].refused, clipText(plan.Clusters[j].Message, 150))
+		}
+		results[i].upgraded = st.Position == stages.IdlePosition && st.BootedStateroot == seed.Info.Stateroot
 	}
 	return results, nil
+}
+
+// followPlan prints the plan's progress as the scheduler stores it, until
+// it ends.
+func (d *demo) followPlan(ctx context.Context, id string, errs <-chan error) (state.Plan, error) {
+	plans, err := d.js.KeyValue(ctx, bus.BucketPlans)
+	if err != nil {
+		return state.Plan{}, err
+	}
+	w, err := plans.Watch(ctx, id)
+	if err != nil {
+		return state.Plan{}, err
+	}
+	defer w.Stop()
+	deadline := time.After(60 * time.Second)
+	last := ""
+	failed := map[string]bool{}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			var p state.Plan
+			if err := json.Unmarshal(e.Value(), &p); err != nil {
+				return p, err
+			}
+			for _, c := range p.Clusters {
+				if c.State.IsFailure() && !failed[c.ClusterID] {
+					failed[c.ClusterID] = true
+					d.say(c.ClusterID, "%s", clipText(c.Message, 180))
+				}
+			}
+			c, running := p.Counts, 0
+			for _, pc := range p.Clusters {
+				if pc.Busy() {
+					running++
+				}
+			}
+			line := fmt.Sprintf("%s, step %d/%d (%s): %d running, %d succeeded, %d failed of %d",
+				p.Phase, p.CurrentStep+1, len(p.Spec.Steps), actionsOf(p.Spec.Steps[min(p.CurrentStep, len(p.Spec.Steps)-1)]),
+				running, c.Succeeded, c.Failed, c.Total)
+			if line != last {
+				last = line
+				if p.ETASeconds != nil {
+					line += fmt.Sprintf(" (ETA %s)", time.Duration(*p.ETASeconds)*time.Second)
+				}
+				d.say("plan", "%s", line)
+			}
+			if !p.IsActive() || p.Phase == events.PlanPaused {
+				return p, nil
+			}
+		case err := <-errs:
+			return state.Plan{}, err
+		case <-deadline:
+			return state.Plan{}, fmt.Errorf("plan %s did not finish within 60s", id)
+		case <-ctx.Done():
+			return state.Plan{}, ctx.Err()
+		}
+	}
+}
+
+func actionsOf(s events.PlanStep) string {
+	var out []string
+	for _, a := range s.Actions {
+		out = append(out, string(a))
+	}
+	return strings.Join(out, "+")
 }
 
 // desire writes the next generation of a cluster's desired stage.
