@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,4 +270,57 @@ func (p *planEvents) next(t *testing.T, typ string) cloudEvent {
 	}
 	t.Fatalf("no %s event within 15s", typ)
 	return cloudEvent{}
+}
+
+// An Upgrade step outside its maintenance window waits (Prep runs at any
+// time) and starts when the window opens, on the scheduler's clock.
+func TestUpgradeWaitsForItsWindow(t *testing.T) {
+	f := newFleet(t, 3, nil)
+	var clock atomic.Pointer[time.Time]
+	closed := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) // a Monday, noon UTC
+	clock.Store(&closed)
+	now := func() time.Time { return *clock.Load() }
+	f.scheduler("s1", now)
+	req := basicPlan("windowed", f.seedRef, 3, ids(3)...)
+	req.MaintenanceWindows = []events.MaintenanceWindow{{Days: []events.Weekday{events.Monday}, Start: "22:00", End: "23:30", TimeZone: "UTC"}}
+	f.request(req)
+	p := f.waitPlan("windowed", 30*time.Second, "prepared and waiting", func(p state.Plan) bool {
+		return p.CurrentStep == 1 && p.Counts.Succeeded+p.Counts.InProgress == 3 && strings.Contains(p.Clusters[0].Message, "maintenance window")
+	})
+	for _, c := range p.Clusters {
+		if c.Generation != 1 {
+			t.Fatalf("%s started its Upgrade outside the window: %+v", c.ClusterID, c)
+		}
+	}
+	open := time.Date(2026, 11, 23, 22, 5, 0, 0, time.UTC)
+	clock.Store(&open)
+	p = f.waitPlan("windowed", 60*time.Second, "completed", terminal)
+	if p.Phase != events.PlanCompleted {
+		t.Fatalf("plan %s: %s", p.Phase, p.Message)
+	}
+}
+
+// Past maxFailures with onBreach Abort, the plan aborts: clusters not yet
+// started are skipped and the prepared ones return to Idle.
+func TestFailureThresholdAborts(t *testing.T) {
+	bad := map[string]bool{"sno-001": true, "sno-002": true}
+	f := newFleet(t, 6, func(id string, s *simspoke.Spoke) {
+		if bad[id] {
+			s.Images.FailPull(imageOf(2), errors.New("blob unknown"))
+		}
+	})
+	f.scheduler("s1", nil)
+	req := basicPlan("breach", f.seedRef, 2, ids(6)...)
+	req.FailurePolicy = &events.FailurePolicy{MaxFailures: "1", OnBreach: events.BreachAbort}
+	f.request(req)
+	p := f.waitPlan("breach", 30*time.Second, "aborted", terminal)
+	if p.Phase != events.PlanAborted {
+		t.Fatalf("plan %s (%s), want Aborted", p.Phase, p.Reason)
+	}
+	for id, s := range f.spokes {
+		deps, _ := s.Host.Stateroots().Deployments(t.Context())
+		if len(deps) != 1 || deps[0].Stateroot != "rhcos" {
+			t.Errorf("%s after the abort: %+v", id, deps)
+		}
+	}
 }
