@@ -17,6 +17,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/host/sim"
@@ -29,6 +30,7 @@ import (
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 // The demo runs real parts end to end: an embedded JetStream hub, an
@@ -43,6 +45,7 @@ type demo struct {
 	status   jetstream.KeyValue
 	desired  jetstream.KeyValue
 	log      *slog.Logger
+	tracer   trace.TracerProvider
 	seedAuth []seedimage.Option
 	started  time.Time
 
@@ -57,11 +60,17 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	clusters := fs.Int("clusters", 20, "number of simulated clusters")
 	keep := fs.Bool("keep-running", false, "leave the hub running after the demo and print its URL")
 	rebootDelay := fs.Duration("reboot-delay", 300*time.Millisecond, "simulated reboot time (a real one takes minutes)")
+	pullDelay := fs.Duration("pull-delay", 2*time.Millisecond, "simulated time to pull one container image")
+	failureRate := fs.Float64("failure-rate", 0, "share of the clusters (0 to 1) whose image pulls fail in Prep")
+	traces := fs.String("traces", filepath.Join(os.TempDir(), "ibu-demo-traces.json"), "file the node agents' spans are written to (OpenTelemetry stdout exporter format)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *clusters < 3 || *clusters > 500 {
 		return fmt.Errorf("%w: --clusters must be between 3 and 500", ErrUsage)
+	}
+	if *failureRate < 0 || *failureRate > 1 {
+		return fmt.Errorf("%w: --failure-rate must be between 0 and 1", ErrUsage)
 	}
 	dir, err := os.MkdirTemp("", "ibu-demo-")
 	if err != nil {
@@ -109,7 +118,21 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	results, err := d.fleet(ctx, seed, *clusters, filepath.Join(dir, "spokes"), *rebootDelay)
+	tf, err := os.Create(*traces)
+	if err != nil {
+		return fmt.Errorf("trace file: %w", err)
+	}
+	defer tf.Close()
+	tp, err := telemetry.NewProvider(ctx, telemetry.Config{ServiceName: "ibu-demo", Exporter: "file", Writer: tf})
+	if err != nil {
+		return err
+	}
+	d.tracer = tp
+	results, err := d.fleet(ctx, seed, fleetOptions{n: *clusters, dir: filepath.Join(dir, "spokes"),
+		rebootDelay: *rebootDelay, pullDelay: *pullDelay, failureRate: *failureRate})
+	if serr := tp.Shutdown(context.WithoutCancel(ctx)); serr != nil && err == nil {
+		err = fmt.Errorf("flush traces: %w", serr)
+	}
 	if err != nil {
 		return err
 	}
@@ -128,6 +151,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	d.summary(results, audit)
+	fmt.Fprintf(io.Out, "the node agents' spans (one trace per stage run, a span per step) are in %s\n", *traces)
 	if *keep {
 		fmt.Fprintf(io.Out, "\nhub still running: NATS_URL=%s (Ctrl-C stops it)\n", srv.URL())
 		<-ctx.Done()
@@ -186,7 +210,21 @@ type clusterResult struct {
 // fleet starts a node agent on a simulated host for each of n clusters and
 // drives them through Prep, Upgrade and Finalize by writing their desired
 // stages, as the scheduler will; the agents do the work and report it.
-func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, n int, dir string, rebootDelay time.Duration) ([]clusterResult, error) {
+// fleetOptions shape the simulated fleet.
+type fleetOptions struct {
+	n           int
+	dir         string
+	rebootDelay time.Duration
+	pullDelay   time.Duration
+	failureRate float64
+}
+
+func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions) ([]clusterResult, error) {
+	n, dir := o.n, o.dir
+	failEvery := 0
+	if o.failureRate > 0 {
+		failEvery = max(1, int(1/o.failureRate+0.5))
+	}
 	results := make([]clusterResult, n)
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -208,8 +246,11 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, n int, dir str
 			ClusterID: id, Version: version, Fingerprint: fp, Labels: map[string]string{"site": "cell-" + id[len(id)-2:]},
 			SeedOptions: d.seedAuth, HeartbeatInterval: time.Second, AgentVersion: "demo",
 		}, filepath.Join(dir, id), "rhcos")
-		spoke.RebootDelay, spoke.Logger = rebootDelay, d.log
-		spoke.Images = sim.NewImages(2*time.Millisecond, 48<<20)
+		spoke.RebootDelay, spoke.Logger, spoke.Tracer = o.rebootDelay, d.log, d.tracer
+		spoke.Images = sim.NewImages(o.pullDelay, 48<<20)
+		if failEvery > 0 && (i+1)%failEvery == 0 {
+			spoke.Images.FailPull(seed.Images[i%len(seed.Images)], errors.New("simulated registry error: manifest unknown"))
+		}
 		wg.Go(func() {
 			if err := spoke.Run(ctx, d.js); err != nil {
 				errs <- fmt.Errorf("agent %s: %w", id, err)
@@ -327,6 +368,9 @@ func (d *demo) followPlan(ctx context.Context, id string, errs <-chan error) (st
 			line := fmt.Sprintf("%s, step %d/%d (%s): %d running, %d succeeded, %d failed of %d",
 				p.Phase, p.CurrentStep+1, len(p.Spec.Steps), actionsOf(p.Spec.Steps[min(p.CurrentStep, len(p.Spec.Steps)-1)]),
 				running, c.Succeeded, c.Failed, c.Total)
+			if p.Reason != "" && !p.IsActive() || p.Phase == events.PlanPaused {
+				line += " — " + p.Reason
+			}
 			if line != last {
 				last = line
 				if p.ETASeconds != nil {
