@@ -161,3 +161,10 @@ func TestDemo(t *testing.T) {
 		t.Log(out.String())
 	}
 }
+
+func TestHelpStopsTheCommand(t *testing.T) {
+	out, err := run(t, "demo", "-h")
+	if err != nil || !strings.Contains(out, "-clusters") || strings.Contains(out, "hub      starting") {
+		t.Fatalf("demo -h: %v\n%s", err, out)
+	}
+}

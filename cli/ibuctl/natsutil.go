@@ -179,7 +179,7 @@ func (e *rejectedError) Error() string {
 	if svc == "" {
 		svc = "a service"
 	}
-	return fmt.Sprintf("plan %s: request rejected by %s: %s: %s", e.planID, svc, e.r.Reason, e.r.Message)
+	return fmt.Sprintf("plan %s: request rejected by %s: %s: %s", e.planID, svc, e.r.Reason, flatten(e.r.Message))
 }
 
 // followPlan reads the plan's events until onStatus reports that the
@@ -188,7 +188,7 @@ func (e *rejectedError) Error() string {
 // about the same plan are ignored), or ctx ends.
 func followPlan(ctx context.Context, iox IO, sub *planEvents, requestID string, onStatus func(events.PlanStatusChanged) (done bool)) error {
 	skip := func(subject string, err error) {
-		fmt.Fprintf(iox.Err, "ibuctl: ignoring an invalid event on %s: %s: %v\n", subject, events.Reason(err), err)
+		fmt.Fprintf(iox.Err, "ibuctl: ignoring an invalid event on %s: %s: %s\n", subject, events.Reason(err), oneLine(err))
 	}
 	for {
 		e, err := sub.next(ctx, skip)
@@ -263,10 +263,18 @@ func waitContext(ctx context.Context, d time.Duration) (context.Context, context
 	return context.WithTimeout(ctx, d)
 }
 
-// waitError turns a deadline into a sentence about the scheduler.
-func waitError(err error, planID string, d time.Duration, what string) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("plan %s: no %s within %s: is the scheduler running?", planID, what, d)
+// waitError turns a deadline into a sentence: with no status seen, the
+// scheduler did not answer; otherwise the plan simply has not got there
+// yet, and carries on.
+func waitError(err error, planID string, d time.Duration, awaited string, last *events.PlanStatusChanged) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("plan %s: stopped waiting for %s (interrupted); the plan carries on", planID, awaited)
 	}
-	return err
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if last == nil {
+		return fmt.Errorf("plan %s: no answer from the scheduler within %s (waiting for %s): is the scheduler running?", planID, d, awaited)
+	}
+	return fmt.Errorf("plan %s: still %s after %s (waiting for %s); it carries on: `ibuctl status %s --watch` follows it", planID, last.Phase, d, awaited, planID)
 }

@@ -74,7 +74,12 @@ func jsonToYAML(b []byte) ([]byte, error) {
 	}
 	var plain func(n *yaml.Node)
 	plain = func(n *yaml.Node) {
-		n.Style = 0 // JSON's flow mappings, sequences and quoted strings become block style
+		// JSON's flow mappings, sequences and quoted strings become block
+		// style; the encoder quotes what YAML 1.2 would read as another
+		// type. Strings that YAML 1.1 reads as booleans stay quoted.
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!str" || !isYAML11Bool(n.Value) {
+			n.Style = 0
+		}
 		for _, c := range n.Content {
 			plain(c)
 		}
@@ -90,6 +95,15 @@ func jsonToYAML(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("convert output to YAML: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// isYAML11Bool reports the words YAML 1.1 parsers read as booleans.
+func isYAML11Bool(s string) bool {
+	switch strings.ToLower(s) {
+	case "y", "yes", "n", "no", "on", "off":
+		return true
+	}
+	return false
 }
 
 // table writes aligned columns. A table with a header shows empty cells

@@ -430,14 +430,20 @@ func runPlanControl(ctx context.Context, io IO, verb string, args []string) erro
 	}
 	var data events.Data
 	var done func(events.PlanStatusChanged) bool
+	var awaited string
 	switch verb {
 	case "pause":
+		awaited = "phase Paused"
 		data = events.PlanPauseRequested{PlanID: planID, Reason: *reason}
-		done = func(st events.PlanStatusChanged) bool { return st.Phase == events.PlanPaused || isTerminalPhase(st.Phase) }
+		done = func(st events.PlanStatusChanged) bool {
+			return st.Phase == events.PlanPaused || isTerminalPhase(st.Phase)
+		}
 	case "resume":
+		awaited = "the plan to resume"
 		data = events.PlanResumeRequested{PlanID: planID, Reason: *reason}
 		done = func(st events.PlanStatusChanged) bool { return st.Phase != events.PlanPaused }
 	default:
+		awaited = "the plan to end Aborted"
 		data = events.PlanAbortRequested{PlanID: planID, Reason: *reason}
 		done = func(st events.PlanStatusChanged) bool { return isTerminalPhase(st.Phase) }
 	}
@@ -488,7 +494,7 @@ func runPlanControl(ctx context.Context, io IO, verb string, args []string) erro
 			}
 			return done(st)
 		})
-		waitErr = waitError(waitErr, planID, *timeout, verb+" taking effect")
+		waitErr = waitError(waitErr, planID, *timeout, awaited, res.Status)
 		if waitErr == nil && verb == "abort" && res.Status.Phase != events.PlanAborted {
 			waitErr = fmt.Errorf("plan %s ended %s, not Aborted", planID, res.Status.Phase)
 		}

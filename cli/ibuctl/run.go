@@ -32,6 +32,10 @@ func commands() map[string]command {
 		"publish":  {"publish a structured CloudEvent JSON file to NATS on its contract subject", runPublish},
 		"hub":      {"run a development hub: embedded NATS with JetStream and ibu's topology", runHub},
 		"demo":     {"run the demo on an embedded hub and print what happened", runDemo},
+		"upgrade":  {"ask the scheduler to upgrade clusters to a seed (a plan); --dry-run, --wait", runUpgrade},
+		"plan":     {"list, get, pause, resume or abort plans", runPlan},
+		"status":   {"show active plans, or one plan's progress live (--watch)", runStatus},
+		"clusters": {"list the cluster inventory with each cluster's stage", runClusters},
 	}
 }
 
@@ -50,7 +54,10 @@ func Run(ctx context.Context, io IO, args []string) error {
 		usage(io.Err, cmds)
 		return fmt.Errorf("%w: unknown command %q", ErrUsage, args[0])
 	}
-	return c.run(ctx, io, args[1:])
+	if err := c.run(ctx, io, args[1:]); !errors.Is(err, errHelpShown) {
+		return err
+	}
+	return nil
 }
 
 func usage(w io.Writer, cmds map[string]command) {
@@ -72,10 +79,14 @@ func newFlags(name string, io IO) *flag.FlagSet {
 	return fs
 }
 
+// errHelpShown stops a command after -h printed its flags; Run turns it
+// into success.
+var errHelpShown = errors.New("help shown")
+
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return errHelpShown
 		}
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}

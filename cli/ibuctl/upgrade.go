@@ -261,12 +261,18 @@ func requestSource(io IO) string {
 
 // oneLine flattens a multi-line error (a schema validation lists every
 // problem on its own line) into one line.
-func oneLine(err error) string {
-	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
-	for i := range lines {
-		lines[i] = strings.TrimPrefix(strings.TrimSpace(lines[i]), "- ")
+func oneLine(err error) string { return flatten(err.Error()) }
+
+// flatten joins the lines of s with "; ".
+func flatten(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if l = strings.TrimPrefix(strings.TrimSpace(l), "- "); l != "" {
+			out = append(out, l)
+		}
 	}
-	return strings.Join(lines, "; ")
+	return strings.Join(out, "; ")
 }
 
 // refuseExistingPlan stops a create request for a plan id that exists:
@@ -305,7 +311,7 @@ func waitDryRun(ctx context.Context, iox IO, sub *planEvents, res *upgradeResult
 		return true
 	})
 	if err != nil {
-		return waitError(err, res.Request.PlanID, timeout, "dry-run answer from the scheduler")
+		return waitError(err, res.Request.PlanID, timeout, "the dry-run answer", nil)
 	}
 	if out == outputTable {
 		st := res.DryRun
@@ -333,7 +339,7 @@ func waitPlanEnd(ctx context.Context, iox IO, sub *planEvents, res *upgradeResul
 		return isTerminalPhase(st.Phase)
 	})
 	if err != nil {
-		return waitError(err, res.Request.PlanID, timeout, "end")
+		return waitError(err, res.Request.PlanID, timeout, "the plan to end", res.Status)
 	}
 	return phaseResult(*res.Status)
 }
@@ -343,7 +349,7 @@ func phaseResult(st events.PlanStatusChanged) error {
 	if st.Phase == events.PlanCompleted {
 		return nil
 	}
-	detail := joinNonEmpty(": ", st.Reason, st.Message)
+	detail := joinNonEmpty(": ", st.Reason, flatten(st.Message))
 	if detail != "" {
 		detail = ": " + detail
 	}
