@@ -50,6 +50,20 @@ type topologyOptions struct {
 	dlqMaxAge       time.Duration
 	duplicateWindow time.Duration
 	maxMsgSize      int32
+	kvMaxConsumers  int
+}
+
+// DefaultKVMaxConsumers is the consumer limit set on the buckets' streams.
+// Every node agent watches its own IBU_DESIRED key, which holds one
+// consumer, and nats-server allows only 1,000 per stream unless the stream
+// says otherwise: a fleet past 1,000 clusters would have its watches (the
+// scheduler's among them) refused with "maximum consumers limit reached".
+const DefaultKVMaxConsumers = 100_000
+
+// KVMaxConsumers sets the consumer limit of the buckets' streams (at least
+// a few more than the number of clusters). Default DefaultKVMaxConsumers.
+func KVMaxConsumers(n int) TopologyOption {
+	return func(o *topologyOptions) { o.kvMaxConsumers = n }
 }
 
 // Replicas sets the replica count of every stream and bucket: 1 on a single
@@ -83,6 +97,7 @@ func topologyDefaults(opts []TopologyOption) topologyOptions {
 		eventsMaxAge:    DefaultEventsMaxAge,
 		dlqMaxAge:       DefaultDLQMaxAge,
 		duplicateWindow: DefaultDuplicateWindow,
+		kvMaxConsumers:  DefaultKVMaxConsumers,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -158,8 +173,31 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts ...Topolog
 		if err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 		}
+		if err := raiseConsumerLimit(ctx, js, "KV_"+cfg.Bucket, topologyDefaults(opts).kvMaxConsumers); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// raiseConsumerLimit sets a bucket stream's MaxConsumers (the KV API has no
+// field for it; a bucket update resets it, so it is set after every one).
+func raiseConsumerLimit(ctx context.Context, js jetstream.JetStream, stream string, limit int) error {
+	return retryEnsure(ctx, func(ctx context.Context) error {
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		cfg := st.CachedInfo().Config
+		if cfg.MaxConsumers == limit {
+			return nil
+		}
+		cfg.MaxConsumers = limit
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("set the consumer limit of %s to %d: %w", stream, limit, err)
+		}
+		return nil
+	})
 }
 
 // ensureAttemptTimeout bounds one create-or-update request, so that a

@@ -166,3 +166,26 @@ func TestEnsureConsumer(t *testing.T) {
 		t.Fatal("no error without durable name")
 	}
 }
+
+// Every agent watches its own desired key, one consumer each: the buckets
+// must take more than nats-server's default of 1,000 consumers per stream.
+func TestBucketsAcceptMoreThanAThousandWatchers(t *testing.T) {
+	_, _, js := setup(t)
+	for _, b := range []string{bus.BucketDesired, bus.BucketStatus} {
+		st, err := js.Stream(t.Context(), "KV_"+b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.CachedInfo().Config.MaxConsumers; got != bus.DefaultKVMaxConsumers {
+			t.Errorf("%s MaxConsumers = %d, want %d", b, got, bus.DefaultKVMaxConsumers)
+		}
+	}
+	// Ensuring again (another service starting) keeps the limit.
+	if err := bus.EnsureTopology(t.Context(), js); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := js.Stream(t.Context(), "KV_"+bus.BucketDesired)
+	if got := st.CachedInfo().Config.MaxConsumers; got != bus.DefaultKVMaxConsumers {
+		t.Errorf("after a second EnsureTopology MaxConsumers = %d", got)
+	}
+}

@@ -89,8 +89,16 @@ func New(js jetstream.JetStream, cfg Config) *Scheduler {
 
 const source = "/services/scheduler"
 
-// Run serves requests and drives plans until ctx ends.
+// Run serves requests and drives plans until ctx ends (then it returns
+// nil); it returns an error when it cannot start or loses its watches.
 func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.run(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Scheduler) run(ctx context.Context) error {
 	var err error
 	for _, b := range []struct {
 		name string
@@ -101,10 +109,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	synced := make(chan error, 4)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// Cancel before waiting: the watchers end on ctx, so an early return
+	// (a watch refused at start) must stop them rather than wait for them.
+	defer func() { cancel(); wg.Wait() }()
 	for _, w := range []struct {
 		kv    jetstream.KeyValue
 		apply func(jetstream.KeyValueEntry)
