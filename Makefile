@@ -25,10 +25,10 @@ build:
 test: test-shared test-others
 
 test-shared:
-	$(GO) test -race -count=1 $(TESTFLAGS) $(SHARED)
+	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $(SHARED)
 
 test-others:
-	$(GO) test -count=1 $(TESTFLAGS) $(OTHERS)
+	$(GO) test -count=1 -timeout 20m $(TESTFLAGS) $(OTHERS)
 
 ## lint: gofmt and go vet over the whole workspace
 lint: fmt vet
