@@ -47,7 +47,7 @@ func joinClusters(inv map[string]state.Cluster, statuses map[string]state.Status
 	var rows []clusterRow
 	for _, id := range ids {
 		c, registered := inv[id]
-		if sel != nil && !selectorMatches(sel, c.Labels) {
+		if sel != nil && !sel.Matches(c.Labels) {
 			continue
 		}
 		r := clusterRow{ClusterID: id, Labels: c.Labels, Version: c.Version, BootedStateroot: c.BootedStateroot,

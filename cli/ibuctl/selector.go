@@ -211,43 +211,6 @@ func checkLabelValue(v string) error {
 	return nil
 }
 
-// selectorMatches reports whether labels satisfy every requirement of sel,
-// with the Kubernetes meaning (NotIn matches an absent label).
-func selectorMatches(sel *events.LabelSelector, labels map[string]string) bool {
-	if sel == nil {
-		return true
-	}
-	for k, v := range sel.MatchLabels {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	for _, r := range sel.MatchExpressions {
-		got, ok := labels[r.Key]
-		switch r.Operator {
-		case events.SelectorIn:
-			if !ok || !slices.Contains(r.Values, got) {
-				return false
-			}
-		case events.SelectorNotIn:
-			if ok && slices.Contains(r.Values, got) {
-				return false
-			}
-		case events.SelectorExists:
-			if !ok {
-				return false
-			}
-		case events.SelectorDoesNotExist:
-			if ok {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // formatSelector writes a selector back in the syntax parseSelector reads.
 func formatSelector(sel *events.LabelSelector) string {
 	if sel == nil {

@@ -134,7 +134,7 @@ func TestSelectorMatches(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", c.sel, err)
 		}
-		if got := selectorMatches(sel, labels); got != c.want {
+		if got := sel.Matches(labels); got != c.want {
 			t.Errorf("%q on %v: got %v, want %v", c.sel, labels, got, c.want)
 		}
 	}

@@ -29,7 +29,7 @@ func Resolve(req events.PlanCreateRequested, inventory []state.Cluster, active [
 	sel := req.Clusters.Selector
 	for _, c := range inventory {
 		known[c.ClusterID] = true
-		if !selectorEmpty(sel) && Matches(sel, c.Labels) {
+		if sel.Matches(c.Labels) {
 			selected[c.ClusterID] = true
 		}
 	}
@@ -103,45 +103,4 @@ func orderClusters(canaries, ids []string) []string {
 	}
 	slices.Sort(rest)
 	return append(out, rest...)
-}
-
-// Matches reports whether labels satisfy a label selector with the
-// Kubernetes meaning: every matchLabels entry and every expression must
-// hold. In: the label is present with one of the values; NotIn: absent or
-// none of the values; Exists: present; DoesNotExist: absent. A nil or
-// empty selector matches nothing here: in ibu an empty selector does not
-// mean the whole fleet.
-func Matches(sel *events.LabelSelector, labels map[string]string) bool {
-	if selectorEmpty(sel) {
-		return false
-	}
-	for k, v := range sel.MatchLabels {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	for _, e := range sel.MatchExpressions {
-		got, ok := labels[e.Key]
-		switch e.Operator {
-		case events.SelectorIn:
-			if !ok || !slices.Contains(e.Values, got) {
-				return false
-			}
-		case events.SelectorNotIn:
-			if ok && slices.Contains(e.Values, got) {
-				return false
-			}
-		case events.SelectorExists:
-			if !ok {
-				return false
-			}
-		case events.SelectorDoesNotExist:
-			if ok {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
 }

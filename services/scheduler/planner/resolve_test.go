@@ -56,7 +56,7 @@ func TestMatchesSelectorOperators(t *testing.T) {
 			MatchExpressions: []events.LabelSelectorRequirement{req("ring", events.SelectorIn, "1"), req("site", events.SelectorDoesNotExist)}}, false},
 	}
 	for _, c := range cases {
-		if got := Matches(c.sel, labels); got != c.want {
+		if got := c.sel.Matches(labels); got != c.want {
 			t.Errorf("%s: Matches = %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -74,9 +74,7 @@ func Validate(req events.PlanCreateRequested) error {
 	return nil
 }
 
-func selectorEmpty(s *events.LabelSelector) bool {
-	return s == nil || (len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0)
-}
+func selectorEmpty(s *events.LabelSelector) bool { return s.Empty() }
 
 func validateSelection(req events.PlanCreateRequested, rs *reasons) {
 	sel := req.Clusters.Selector
