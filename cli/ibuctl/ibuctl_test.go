@@ -74,11 +74,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestPublishGoesToItsStreamOnce(t *testing.T) {
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv.URL())
-	if err := bus.EnsureTopology(t.Context(), js); err != nil {
-		t.Fatal(err)
-	}
+	srv, js := natstest.StartHub(t)
 	file := writeEvent(t, events.PlanAbortRequested{PlanID: "spring", Reason: "bad canary"}, "spring")
 	var out bytes.Buffer
 	io := IO{Out: &out, Err: &out, Getenv: func(k string) string {

@@ -28,11 +28,7 @@ type testHub struct {
 
 func startTestHub(t *testing.T) *testHub {
 	t.Helper()
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv.URL())
-	if err := bus.EnsureTopology(t.Context(), js); err != nil {
-		t.Fatal(err)
-	}
+	srv, js := natstest.StartHub(t)
 	return &testHub{t: t, url: srv.URL(), js: js}
 }
 

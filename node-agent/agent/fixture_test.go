@@ -127,12 +127,8 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	for _, f := range opts {
 		f(&o)
 	}
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv.URL())
+	_, js := natstest.StartHub(t)
 	ctx := t.Context()
-	if err := bus.EnsureTopology(ctx, js); err != nil {
-		t.Fatal(err)
-	}
 	reg := registrytest.Start(t, registrytest.WithBasicAuth("ibu", "s3cret"))
 	info, ostreeTar, varTar, etcTar := buildSeed(t, o.mutateSeed, o.ostreeTar)
 	img, err := seedimage.Build(info, seedImages(), seedimage.Content{

@@ -174,16 +174,23 @@ func (a *Agent) deploy(ctx context.Context, r *runState) (any, error) {
 	return a.d.Stateroots.Deploy(ctx, seed.Info.Stateroot, seed.Info.OstreeCommit, kargs)
 }
 
-func (a *Agent) applyVar(ctx context.Context, r *runState) (any, error) {
+// laid returns what ApplyVar and ApplyEtc lay: the pulled seed, and the
+// new stateroot's deployment root and /var.
+func (a *Agent) laid(ctx context.Context, r *runState) (*seedimage.Seed, string, string, error) {
 	seed, err := r.seed()
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	s, _, err := r.pulled()
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
-	_, varDir, err := a.d.Stateroots.Paths(ctx, seed.Info.Stateroot)
+	root, varDir, err := a.d.Stateroots.Paths(ctx, seed.Info.Stateroot)
+	return s, root, varDir, err
+}
+
+func (a *Agent) applyVar(ctx context.Context, r *runState) (any, error) {
+	s, _, varDir, err := a.laid(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -191,15 +198,7 @@ func (a *Agent) applyVar(ctx context.Context, r *runState) (any, error) {
 }
 
 func (a *Agent) applyEtc(ctx context.Context, r *runState) (any, error) {
-	seed, err := r.seed()
-	if err != nil {
-		return nil, err
-	}
-	s, _, err := r.pulled()
-	if err != nil {
-		return nil, err
-	}
-	root, _, err := a.d.Stateroots.Paths(ctx, seed.Info.Stateroot)
+	s, root, _, err := a.laid(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natsembed"
 )
 
@@ -79,4 +80,18 @@ func WaitFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// StartHub starts a server, connects, and ensures ibu's streams and buckets
+// on it: the hub most tests need. It returns the server and JetStream.
+func StartHub(t testing.TB) (*natsembed.Server, jetstream.JetStream) {
+	t.Helper()
+	srv := Start(t)
+	_, js := Connect(t, srv.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bus.EnsureTopology(ctx, js); err != nil {
+		t.Fatalf("ensure topology: %v", err)
+	}
+	return srv, js
 }

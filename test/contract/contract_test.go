@@ -25,11 +25,7 @@ func wantStream(s events.Spec) string {
 // its scope names — checked by the server's own PubAck, on a real embedded
 // JetStream with the topology the services ensure.
 func TestEveryEventTypeLandsInItsStream(t *testing.T) {
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv.URL())
-	if err := bus.EnsureTopology(t.Context(), js); err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.StartHub(t)
 	specs := events.All()
 	if len(specs) < 30 {
 		t.Fatalf("contract has %d types, want at least 30", len(specs))

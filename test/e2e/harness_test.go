@@ -47,11 +47,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func newFleet(t *testing.T, n int, prepare func(id string, s *simspoke.Spoke)) *fleet {
 	t.Helper()
 	ctx := t.Context()
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv.URL())
-	if err := bus.EnsureTopology(ctx, js); err != nil {
-		t.Fatal(err)
-	}
+	srv, js := natstest.StartHub(t)
 	reg := registrytest.Start(t, registrytest.WithBasicAuth("ibu", "s3cret"))
 	synth, err := seedsim.New(seedVersion, 6)
 	if err != nil {

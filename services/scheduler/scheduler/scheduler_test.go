@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"ibu.dev/services/scheduler/scheduler"
-	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natstest"
 )
 
@@ -29,11 +28,7 @@ func TestRunReturnsWhenItCannotStart(t *testing.T) {
 
 // A scheduler whose context ends stops cleanly.
 func TestRunStopsOnCancel(t *testing.T) {
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv.URL())
-	if err := bus.EnsureTopology(t.Context(), js); err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.StartHub(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- scheduler.New(js, scheduler.Config{Name: "t"}).Run(ctx) }()
