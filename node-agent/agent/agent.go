@@ -24,6 +24,7 @@ type Agent struct {
 	d      Deps
 	log    *slog.Logger
 	tracer trace.Tracer
+	meters agentMetrics
 	pub    *bus.Publisher
 	source string
 
@@ -41,12 +42,17 @@ func New(cfg Config, d Deps) (*Agent, error) {
 	if err := d.defaults(); err != nil {
 		return nil, fmt.Errorf("agent dependencies: %w", err)
 	}
+	meters, err := newAgentMetrics(d.Meter)
+	if err != nil {
+		return nil, fmt.Errorf("agent metrics: %w", err)
+	}
 	return &Agent{
+		meters: meters,
 		cfg:    cfg,
 		d:      d,
 		log:    d.Logger.With("cluster", cfg.ClusterID),
 		tracer: d.Tracer.Tracer("ibu.dev/node-agent"),
-		pub:    bus.NewPublisher(d.JS),
+		pub:    bus.NewPublisher(d.JS, bus.PublishTracerProvider(d.Tracer)),
 		source: "/clusters/" + cfg.ClusterID + "/node-agent",
 	}, nil
 }

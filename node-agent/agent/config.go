@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
@@ -67,7 +69,10 @@ type Deps struct {
 	Journal    *journal.Journal
 	Logger     *slog.Logger
 	Tracer     trace.TracerProvider
-	Now        func() time.Time
+	// Meter receives the agent's metrics (stage and step durations,
+	// precache bytes and images); default none.
+	Meter metric.MeterProvider
+	Now   func() time.Time
 	// StepHook, when set, is called at every step boundary with
 	// "before:<Step>" and "after:<Step>"; an error stops the agent right
 	// there, as a crash would. Crash-point tests use it.
@@ -113,6 +118,9 @@ func (d *Deps) defaults() error {
 	}
 	if d.Tracer == nil {
 		d.Tracer = noop.NewTracerProvider()
+	}
+	if d.Meter == nil {
+		d.Meter = metricnoop.NewMeterProvider()
 	}
 	if d.Now == nil {
 		d.Now = time.Now

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -16,6 +17,7 @@ import (
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 // loop is the level-triggered control loop: it compares the desired state
@@ -205,8 +207,12 @@ func (l *loop) start(ctx context.Context, d state.Desired, action stages.Action,
 		run.ID += "-auto"
 	}
 	// The run's root span context goes into the journal: every step span,
-	// also those after a reboot, joins this trace.
-	_, root := l.a.tracer.Start(ctx, "ibu "+string(action))
+	// also those after a reboot, joins this trace. A run of a plan is part
+	// of the trace of the cluster's upgrade in that plan.
+	_, root := l.a.tracer.Start(telemetry.WithParent(ctx, telemetry.ClusterUpgrade(d.PlanID, l.a.cfg.ClusterID)), "ibu "+string(action),
+		trace.WithAttributes(attribute.String("ibu.cluster", l.a.cfg.ClusterID), attribute.String("ibu.plan", d.PlanID),
+			attribute.String("ibu.stage", string(stageOf(action))), attribute.String("ibu.action", string(action)),
+			attribute.Int64("ibu.generation", d.Generation)))
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(trace.ContextWithSpan(ctx, root), carrier)
 	run.TraceParent, run.TraceState = carrier["traceparent"], carrier["tracestate"]
@@ -339,6 +345,7 @@ func (l *loop) settle(ctx context.Context, run journal.Run, runErr error) error 
 		}
 	}
 	now := l.a.d.Now().UTC()
+	l.a.meters.stageDone(ctx, string(pos.Stage), string(action), now.Sub(run.Started), runErr)
 	if _, err := l.a.updateStatus(ctx, func(s *state.Status, _ bool) {
 		s.BootedStateroot = booted.Stateroot
 		s.Step = ""

@@ -371,6 +371,7 @@ func (a *Agent) pull(ctx context.Context, r *runState, already int, todo []strin
 		wg.Go(func() {
 			defer func() { <-sem }()
 			n, err := a.d.Images.Pull(ctx, img)
+			a.meters.imagePulled(ctx, n, err)
 			mu.Lock()
 			if err != nil {
 				prog.Failed++

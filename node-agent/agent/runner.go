@@ -160,6 +160,7 @@ func (a *Agent) runStep(ctx context.Context, run journal.Run, in runInputs, st s
 		span.RecordError(stepErr)
 		span.SetStatus(codes.Error, stepErr.Error())
 		fin.Result, fin.Error = events.StepFailed, clip(stepErr.Error(), 1000)
+		a.meters.stepDone(ctx, run.Stage, st.name, a.d.Now().Sub(start), stepErr)
 		if err := a.d.Journal.StepFailed(st.name, stepErr); err != nil {
 			return fmt.Errorf("journal step %s: %w", st.name, err)
 		}
@@ -171,6 +172,7 @@ func (a *Agent) runStep(ctx context.Context, run journal.Run, in runInputs, st s
 	if err := a.d.Journal.StepDone(st.name, out); err != nil {
 		return fmt.Errorf("journal step %s: %w", st.name, err)
 	}
+	a.meters.stepDone(ctx, run.Stage, st.name, a.d.Now().Sub(start), nil)
 	return a.emit(ctx, fin)
 }
 

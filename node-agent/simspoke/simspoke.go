@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/node-agent/agent"
@@ -33,6 +34,8 @@ type Spoke struct {
 	StepHook func(boundary string) error
 	// Tracer receives the agent's spans (nil: none).
 	Tracer trace.TracerProvider
+	// Meter receives the agent's metrics (nil: none).
+	Meter metric.MeterProvider
 	// Boots counts the simulated reboots.
 	Boots int
 }
@@ -61,7 +64,7 @@ func (s *Spoke) Once(ctx context.Context, js jetstream.JetStream) error {
 	}
 	a, err := agent.New(s.Config, agent.Deps{
 		JS: js, Stateroots: s.Host.Stateroots(), Rebooter: s.Host.Rebooter(s.RebootDelay),
-		Boot: s.Host, Images: s.Images, Journal: j, Logger: s.Logger, StepHook: s.StepHook, Tracer: s.Tracer,
+		Boot: s.Host, Images: s.Images, Journal: j, Logger: s.Logger, StepHook: s.StepHook, Tracer: s.Tracer, Meter: s.Meter,
 	})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/events"
@@ -98,6 +99,7 @@ type consumeOptions struct {
 	batch          int
 	filterSubjects []string
 	tracer         trace.TracerProvider
+	meter          metric.MeterProvider
 	opTimeout      time.Duration
 	rejectedSource string
 }
@@ -160,6 +162,13 @@ func ConsumeTracerProvider(tp trace.TracerProvider) ConsumeOption {
 	return func(o *consumeOptions) { o.tracer = tp }
 }
 
+// ConsumeMeterProvider sets where the consumer's metrics go (events
+// handled and failed by type, DLQ copies, handler latency); default the
+// global otel provider.
+func ConsumeMeterProvider(mp metric.MeterProvider) ConsumeOption {
+	return func(o *consumeOptions) { o.meter = mp }
+}
+
 // ConsumeRejectedEvents makes the consumer also publish a
 // dev.ibu.rejected.v1 event (events.Rejected), with the given CloudEvents
 // source, for every message it dead-letters that names a cluster or plan
@@ -185,6 +194,7 @@ type Subscription struct {
 	durable  string
 	baseCtx  context.Context
 	tracer   trace.Tracer
+	metrics  consumeMetrics
 	cc       jetstream.ConsumeContext
 	work     chan jetstream.Msg // to the handler workers
 	quit     chan struct{}      // closed when the workers must exit
@@ -225,6 +235,13 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream, durable string
 	if o.tracer == nil {
 		o.tracer = otel.GetTracerProvider()
 	}
+	if o.meter == nil {
+		o.meter = otel.GetMeterProvider()
+	}
+	metrics, err := newConsumeMetrics(o.meter)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s/%s: metrics: %w", stream, durable, err)
+	}
 	o.logger = o.logger.With("stream", stream, "consumer", durable)
 	dlqSubject, err := events.DLQSubject(o.service)
 	if err != nil {
@@ -250,6 +267,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream, durable string
 		durable: durable,
 		baseCtx: ctx,
 		tracer:  o.tracer.Tracer("ibu.dev/shared/bus"),
+		metrics: metrics,
 		work:    make(chan jetstream.Msg),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -396,11 +414,14 @@ func (s *Subscription) process(m jetstream.Msg) {
 			attribute.String("cloudevents.event_source", e.Source()),
 			attribute.String("cloudevents.event_subject", e.Subject()),
 		)
+		span.SetAttributes(aboutAttrs(m.Subject())...)
 	}
 
 	stopProgress := s.keepInProgress(m)
+	began := time.Now()
 	err = s.call(ctx, e)
 	stopProgress()
+	s.observeHandled(ctx, e.Type(), time.Since(began), err)
 
 	switch {
 	case err == nil:
@@ -432,6 +453,7 @@ func (s *Subscription) process(m jetstream.Msg) {
 		// Shutting down: let another replica have it now.
 		_ = m.Nak()
 	default:
+		s.observeFailed(ctx, e.Type(), reasonRetry)
 		span.RecordError(err)
 		delay := s.backoff(d.delivered)
 		d.log().Info("handler failed, retrying later", "delay", delay, "error", err)
@@ -521,6 +543,12 @@ func (s *Subscription) reject(d *delivery, reason string, cause error) {
 		_ = d.m.NakWithDelay(s.backoff(d.delivered))
 		return
 	}
+	eventType := "invalid"
+	if d.e != nil {
+		eventType = d.e.Type()
+	}
+	s.observeFailed(s.baseCtx, eventType, reason)
+	s.observeDLQ(s.baseCtx, reason)
 	if err := d.m.TermWithReason(reason); err != nil {
 		d.log().Warn("term failed", "error", err)
 	}

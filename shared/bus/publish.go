@@ -10,6 +10,9 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/events"
@@ -25,6 +28,13 @@ type publisherOptions struct {
 	timeout  time.Duration
 	backoff  time.Duration
 	validate bool
+	tracer   trace.TracerProvider
+}
+
+// PublishTracerProvider sets where publish spans go; default the global
+// otel provider.
+func PublishTracerProvider(tp trace.TracerProvider) PublisherOption {
+	return func(o *publisherOptions) { o.tracer = tp }
 }
 
 // PublishLogger sets the logger; default slog.Default().
@@ -59,8 +69,9 @@ func PublishValidate() PublisherOption {
 // event id as Nats-Msg-Id, so a re-publish within the streams' duplicate
 // window is dropped by the server.
 type Publisher struct {
-	js jetstream.JetStream
-	o  publisherOptions
+	js     jetstream.JetStream
+	o      publisherOptions
+	tracer trace.Tracer
 }
 
 // NewPublisher returns a Publisher using js.
@@ -74,7 +85,10 @@ func NewPublisher(js jetstream.JetStream, opts ...PublisherOption) *Publisher {
 	for _, f := range opts {
 		f(&o)
 	}
-	return &Publisher{js: js, o: o}
+	if o.tracer == nil {
+		o.tracer = otel.GetTracerProvider()
+	}
+	return &Publisher{js: js, o: o, tracer: o.tracer.Tracer("ibu.dev/shared/bus")}
 }
 
 // prepare adds the trace context of ctx (unless e carries one already),
@@ -103,7 +117,15 @@ func (p *Publisher) prepare(ctx context.Context, subject string, e cloudevents.E
 // "no responders" are retried with backoff under the same message id, so a
 // retry of a publish that did land is reported as PubAck.Duplicate instead
 // of being stored twice.
-func (p *Publisher) Publish(ctx context.Context, subject string, e cloudevents.Event) (*jetstream.PubAck, error) {
+func (p *Publisher) Publish(ctx context.Context, subject string, e cloudevents.Event) (_ *jetstream.PubAck, err error) {
+	ctx, span := p.span(ctx, subject, e)
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	msg, err := p.prepare(ctx, subject, e)
 	if err != nil {
 		return nil, err
@@ -134,6 +156,8 @@ func (p *Publisher) Publish(ctx context.Context, subject string, e cloudevents.E
 // stored. There is no retry: on error, publish the same event again (same
 // id, so it is deduplicated).
 func (p *Publisher) PublishAsync(ctx context.Context, subject string, e cloudevents.Event) (jetstream.PubAckFuture, error) {
+	ctx, span := p.span(ctx, subject, e)
+	defer span.End()
 	msg, err := p.prepare(ctx, subject, e)
 	if err != nil {
 		return nil, err
@@ -148,6 +172,52 @@ func (p *Publisher) PublishAsync(ctx context.Context, subject string, e cloudeve
 // PublishAsyncComplete returns a channel closed when every async publish of
 // the underlying JetStream context has been acked or has failed.
 func (p *Publisher) PublishAsyncComplete() <-chan struct{} { return p.js.PublishAsyncComplete() }
+
+// span starts a producer span for a publish that is part of a trace (an
+// event published outside any trace starts none), with the messaging
+// attributes of OpenTelemetry's semantic conventions. The event carries
+// this span's context, so the consumers' spans are its children.
+func (p *Publisher) span(ctx context.Context, subject string, e cloudevents.Event) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	if e.Context != nil {
+		if _, ok := e.Extensions()[telemetry.ExtTraceParent]; ok {
+			return ctx, trace.SpanFromContext(ctx) // the event already names its parent
+		}
+	}
+	ctx, span := p.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		attrs := []attribute.KeyValue{
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.operation.name", "publish"),
+			attribute.String("messaging.destination.name", subject),
+		}
+		if e.Context != nil {
+			attrs = append(attrs, attribute.String("messaging.message.id", e.ID()),
+				attribute.String("cloudevents.event_id", e.ID()), attribute.String("cloudevents.event_type", e.Type()),
+				attribute.String("cloudevents.event_subject", e.Subject()))
+		}
+		attrs = append(attrs, aboutAttrs(subject)...)
+		span.SetAttributes(attrs...)
+	}
+	return ctx, span
+}
+
+// aboutAttrs are the ibu.cluster and ibu.plan attributes of a span about
+// a message on subject.
+func aboutAttrs(subject string) []attribute.KeyValue {
+	cluster, plan := aboutOf(subject)
+	var out []attribute.KeyValue
+	if cluster != "" {
+		out = append(out, attribute.String("ibu.cluster", cluster))
+	}
+	if plan != "" {
+		out = append(out, attribute.String("ibu.plan", plan))
+	}
+	return out
+}
 
 // retryablePublishError reports errors after which the same message may
 // well succeed: a lost ack, no stream leader for a moment, a reconnect.

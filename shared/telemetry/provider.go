@@ -44,6 +44,16 @@ type Config struct {
 type Provider struct {
 	trace.TracerProvider
 	shutdown func(context.Context) error
+	flush    func(context.Context) error
+}
+
+// ForceFlush exports the spans ended so far (tests call it before they
+// look at what a collector received).
+func (p *Provider) ForceFlush(ctx context.Context) error {
+	if p.flush == nil {
+		return nil
+	}
+	return p.flush(ctx)
 }
 
 // Shutdown flushes and stops the exporter.
@@ -109,8 +119,8 @@ func NewProvider(ctx context.Context, cfg Config) (*Provider, error) {
 		// Only a schema URL conflict can fail here; keep our attributes.
 		res = resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(name))
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return &Provider{TracerProvider: tp, shutdown: tp.Shutdown}, nil
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(idGenerator{}))
+	return &Provider{TracerProvider: tp, shutdown: tp.Shutdown, flush: tp.ForceFlush}, nil
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
 
 	"ibu.dev/services/scheduler/planner"
 	"ibu.dev/shared/events"
@@ -85,6 +86,9 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 		s.planCache[id] = planEntry{plan: next, rev: rev}
 	}
 	s.mu.Unlock()
+	if !next.IsActive() {
+		s.planEnded(ctx, next)
+	}
 	for _, w := range writes {
 		if err := s.writeDesired(ctx, next, w); err != nil {
 			return err
@@ -95,7 +99,7 @@ func (s *Scheduler) reconcile(ctx context.Context, id string) error {
 
 // writeDesired sets a cluster's desired stage, unless a generation at least
 // as new is already there (a write repeated after a crash).
-func (s *Scheduler) writeDesired(ctx context.Context, p state.Plan, w planner.DesiredWrite) error {
+func (s *Scheduler) writeDesired(ctx context.Context, p state.Plan, w planner.DesiredWrite) (err error) {
 	s.mu.Lock()
 	have := s.desiredGen[w.ClusterID]
 	s.mu.Unlock()
@@ -109,6 +113,14 @@ func (s *Scheduler) writeDesired(ctx context.Context, p state.Plan, w planner.De
 	if w.Stage == stages.Prep || w.Stage == stages.Upgrade {
 		d.SeedImage, d.SeedVersion = spec.SeedImage, spec.SeedVersion
 	}
+	ctx, span := s.desiredSpan(ctx, p, d)
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	b, err := state.EncodeDesired(d)
 	if err != nil {
 		return err

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
@@ -32,6 +35,10 @@ type Config struct {
 	// Now is the clock (default time.Now); tests move it.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Tracer receives the scheduler's spans (default: the global otel
+	// provider); Meter its metrics (default: the global one).
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
 }
 
 func (c *Config) defaults() {
@@ -51,14 +58,21 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Tracer == nil {
+		c.Tracer = otel.GetTracerProvider()
+	}
+	if c.Meter == nil {
+		c.Meter = otel.GetMeterProvider()
+	}
 }
 
 // Scheduler is one replica of the scheduler service.
 type Scheduler struct {
-	cfg Config
-	js  jetstream.JetStream
-	pub *bus.Publisher
-	log *slog.Logger
+	cfg    Config
+	js     jetstream.JetStream
+	pub    *bus.Publisher
+	log    *slog.Logger
+	tracer trace.Tracer
 
 	plans, clusters, desired, status jetstream.KeyValue
 
@@ -80,7 +94,8 @@ type planEntry struct {
 func New(js jetstream.JetStream, cfg Config) *Scheduler {
 	cfg.defaults()
 	return &Scheduler{
-		cfg: cfg, js: js, pub: bus.NewPublisher(js), log: cfg.Logger.With("replica", cfg.Name),
+		cfg: cfg, js: js, pub: bus.NewPublisher(js, bus.PublishTracerProvider(cfg.Tracer)), log: cfg.Logger.With("replica", cfg.Name),
+		tracer:    cfg.Tracer.Tracer("ibu.dev/services/scheduler"),
 		planCache: map[string]planEntry{}, clusterSeen: map[string]state.Cluster{},
 		statusSeen: map[string]state.Status{}, desiredGen: map[string]int64{},
 		lastReport: map[string]events.PlanStatusChanged{}, wake: make(chan struct{}, 1),
@@ -108,6 +123,11 @@ func (s *Scheduler) run(ctx context.Context) error {
 			return fmt.Errorf("open %s: %w", b.name, err)
 		}
 	}
+	unregister, err := s.registerMetrics(s.cfg.Meter)
+	if err != nil {
+		return fmt.Errorf("scheduler metrics: %w", err)
+	}
+	defer func() { _ = unregister() }()
 	ctx, cancel := context.WithCancel(ctx)
 	synced := make(chan error, 4)
 	var wg sync.WaitGroup
@@ -138,7 +158,7 @@ func (s *Scheduler) run(ctx context.Context) error {
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamRequests, "scheduler", s.handleRequest,
 		bus.ConsumeService(events.ServiceScheduler), bus.ConsumeFilterSubjects("ibu.request.plan.>"),
-		bus.ConsumeLogger(s.log))
+		bus.ConsumeLogger(s.log), bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
 	if err != nil {
 		return fmt.Errorf("consume plan requests: %w", err)
 	}

@@ -64,5 +64,17 @@ func run() error {
 	if err := bus.EnsureTopology(ctx, js, bus.Replicas(*replicas)); err != nil {
 		return fmt.Errorf("ensure topology: %w", err)
 	}
-	return scheduler.New(js, scheduler.Config{Name: *name, LeaseTTL: *lease, Logger: log}).Run(ctx)
+	// Spans go where the standard OTEL_* environment says (none by default).
+	tp, err := telemetry.NewProvider(ctx, telemetry.Config{ServiceName: "ibu-scheduler"})
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "error", err)
+		}
+	}()
+	return scheduler.New(js, scheduler.Config{Name: *name, LeaseTTL: *lease, Logger: log, Tracer: tp}).Run(ctx)
 }
