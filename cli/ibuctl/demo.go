@@ -53,7 +53,10 @@ type demo struct {
 	gen map[string]int64
 }
 
-const demoSource = "/ibuctl/demo"
+const (
+	demoSource = "/ibuctl/demo"
+	demoPlan   = "demo-rollout"
+)
 
 func runDemo(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("demo", io)
@@ -62,7 +65,8 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	rebootDelay := fs.Duration("reboot-delay", 300*time.Millisecond, "simulated reboot time (a real one takes minutes)")
 	pullDelay := fs.Duration("pull-delay", 2*time.Millisecond, "simulated time to pull one container image")
 	failureRate := fs.Float64("failure-rate", 0, "share of the clusters (0 to 1) whose image pulls fail in Prep")
-	traces := fs.String("traces", filepath.Join(os.TempDir(), "ibu-demo-traces.json"), "file the node agents' spans are written to (OpenTelemetry stdout exporter format)")
+	traces := fs.String("traces", filepath.Join(os.TempDir(), "ibu-demo-traces.json"), "file the spans of the agents and the scheduler are written to (OpenTelemetry stdout exporter format)")
+	dashAddr := fs.String("dashboard", "127.0.0.1:8080", "address of the live dashboard (a free port if taken; empty: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -103,6 +107,18 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	d.say("hub", "ready at %s: streams %s, buckets %s", srv.URL(),
 		strings.Join([]string{bus.StreamRequests, bus.StreamTasks, bus.StreamEvents, bus.StreamDLQ}, " "),
 		strings.Join([]string{bus.BucketClusters, bus.BucketPlans, bus.BucketDesired, bus.BucketStatus}, " "))
+
+	if *dashAddr != "" {
+		ln, err := listenDashboard(*dashAddr)
+		if err != nil {
+			return err
+		}
+		dctx, stopDash := context.WithCancel(ctx)
+		dashDone := make(chan error, 1)
+		go func() { dashDone <- serveDashboard(dctx, d.js, ln, dashboardOptions(log)) }()
+		defer func() { stopDash(); <-dashDone }()
+		d.say("hub", "dashboard: http://%s/", ln.Addr())
+	}
 
 	audit := newAudit()
 	sub, err := bus.Consume(ctx, d.js, bus.StreamEvents, "demo-audit", audit.handle,
@@ -151,7 +167,9 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	d.summary(results, audit)
-	fmt.Fprintf(io.Out, "the node agents' spans (one trace per stage run, a span per step) are in %s\n", *traces)
+	if err := d.printTraces(*traces, demoPlan, results); err != nil {
+		return err
+	}
 	if *keep {
 		fmt.Fprintf(io.Out, "\nhub still running: NATS_URL=%s (Ctrl-C stops it)\n", srv.URL())
 		<-ctx.Done()
@@ -276,7 +294,7 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 	}
 
 	// The scheduler takes over: one plan request for the whole fleet.
-	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Logger: d.log, Tick: 100 * time.Millisecond})
+	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Logger: d.log, Tick: 100 * time.Millisecond, Tracer: d.tracer})
 	wg.Go(func() {
 		if err := sched.Run(ctx); err != nil {
 			errs <- fmt.Errorf("scheduler: %w", err)
@@ -287,7 +305,7 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 		ids[i] = results[i].id
 	}
 	req := events.PlanCreateRequested{
-		PlanID: "demo-rollout", SeedImage: seed.Ref, SeedVersion: seed.Info.Version,
+		PlanID: demoPlan, SeedImage: seed.Ref, SeedVersion: seed.Info.Version,
 		Clusters: events.ClusterSelection{Selector: &events.LabelSelector{MatchExpressions: []events.LabelSelectorRequirement{
 			{Key: "site", Operator: events.SelectorExists}}}},
 		Canaries: []string{ids[1], ids[3]},

@@ -27,15 +27,16 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"contract": {"print the event contract (types, subjects, schemas) as a markdown table", runContract},
-		"validate": {"check structured CloudEvent JSON files against the contract", runValidate},
-		"publish":  {"publish a structured CloudEvent JSON file to NATS on its contract subject", runPublish},
-		"hub":      {"run a development hub: embedded NATS with JetStream and ibu's topology", runHub},
-		"demo":     {"run the demo on an embedded hub and print what happened", runDemo},
-		"upgrade":  {"ask the scheduler to upgrade clusters to a seed (a plan); --dry-run, --wait", runUpgrade},
-		"plan":     {"list, get, pause, resume or abort plans", runPlan},
-		"status":   {"show active plans, or one plan's progress live (--watch)", runStatus},
-		"clusters": {"list the cluster inventory with each cluster's stage", runClusters},
+		"contract":  {"print the event contract (types, subjects, schemas) as a markdown table", runContract},
+		"validate":  {"check structured CloudEvent JSON files against the contract", runValidate},
+		"publish":   {"publish a structured CloudEvent JSON file to NATS on its contract subject", runPublish},
+		"hub":       {"run a development hub: embedded NATS with JetStream and ibu's topology", runHub},
+		"demo":      {"run the demo on an embedded hub and print what happened", runDemo},
+		"upgrade":   {"ask the scheduler to upgrade clusters to a seed (a plan); --dry-run, --wait", runUpgrade},
+		"plan":      {"list, get, pause, resume or abort plans", runPlan},
+		"status":    {"show active plans, or one plan's progress live (--watch)", runStatus},
+		"clusters":  {"list the cluster inventory with each cluster's stage", runClusters},
+		"dashboard": {"serve the live web dashboard of a hub (read-only; --listen 127.0.0.1:8080)", runDashboard},
 	}
 }
 
