@@ -1,0 +1,225 @@
+package observability
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"ibu.dev/shared/events"
+	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/telemetry"
+)
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestTraceAndMetricsOfAPlan runs a 3-cluster plan through Prep, Upgrade
+// (with its reboot) and Finalize, with every process exporting spans over
+// OTLP/HTTP to an in-process receiver and metrics to one Prometheus
+// registry, then checks the traces and the scraped metrics against what
+// happened.
+func TestTraceAndMetricsOfAPlan(t *testing.T) {
+	rcv := startReceiver(t)
+	tr := newTracers(t, rcv)
+	metrics, err := telemetry.NewMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(t, fleetConfig{n: 3, tracers: &tr, metrics: metrics})
+	const plan = "trace-plan"
+	f.request(plan, nil)
+	if phase := f.waitPlanEnd(plan, 60*time.Second); phase != events.PlanCompleted {
+		t.Fatalf("plan ended %s, want Completed", phase)
+	}
+	// One malformed message to the audited stream: a DLQ copy to count.
+	nc, err := nats.Connect(natstestURL(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	f.waitEventsAudited()
+
+	planSC := telemetry.PlanSpan(plan)
+	var spans []span
+	natstest.WaitFor(t, 20*time.Second, "the plan span exported", func() bool {
+		tr.flush(t)
+		spans = rcv.all()
+		return slices.ContainsFunc(spans, func(s span) bool { return s.spanID() == planSC.SpanID().String() })
+	})
+
+	t.Run("trace", func(t *testing.T) {
+		byTrace := map[string][]span{}
+		byID := map[string]span{}
+		for _, s := range spans {
+			byTrace[s.traceID()] = append(byTrace[s.traceID()], s)
+			byID[s.spanID()] = s
+		}
+		for _, c := range f.ids {
+			want := telemetry.ClusterUpgrade(plan, c)
+			tid := want.TraceID().String()
+			// Exactly one trace: every step span of the cluster is in it.
+			for _, s := range spans {
+				if s.attr("ibu.cluster") == c && s.attr("ibu.step") != "" && s.traceID() != tid {
+					t.Errorf("%s: step %s in trace %s, not in the cluster's trace %s", c, s.Name, s.traceID(), tid)
+				}
+			}
+			trace := byTrace[tid]
+			services := map[string]bool{}
+			var root *span
+			steps := map[string][]span{}
+			for i, s := range trace {
+				services[s.service] = true
+				if s.spanID() == want.SpanID().String() {
+					root = &trace[i]
+				} else if _, ok := byID[s.parentID()]; !ok {
+					t.Errorf("%s: span %q (%s) has a parent %s outside the trace", c, s.Name, s.service, s.parentID())
+				}
+				if st := s.attr("ibu.step"); st != "" && s.attr("ibu.cluster") == c {
+					steps[st] = append(steps[st], s)
+				}
+			}
+			if root == nil || root.Name != "upgrade "+c || len(root.ParentSpanId) != 0 || root.service != "ibu-scheduler" {
+				t.Errorf("%s: no root span 'upgrade %s' from the scheduler in trace %s", c, c, tid)
+			} else if !slices.ContainsFunc(root.Links, func(l *tracepbLink) bool { return hex.EncodeToString(l.SpanId) == planSC.SpanID().String() }) {
+				t.Errorf("%s: root span does not link to the plan span", c)
+			}
+			for _, svc := range []string{"ibu-agent", "ibu-scheduler", "ibu-audit"} {
+				if !services[svc] {
+					t.Errorf("%s: no span from %s in its trace (services %v)", c, svc, services)
+				}
+			}
+			// Both sides of the reboot, under two runs of the Upgrade stage.
+			pivot, verify := steps["Pivot"], steps["VerifyBooted"]
+			if len(pivot) != 1 || len(verify) != 1 {
+				t.Fatalf("%s: Pivot spans %d, VerifyBooted spans %d, want 1 each", c, len(pivot), len(verify))
+			}
+			if pivot[0].parentID() == verify[0].parentID() {
+				t.Errorf("%s: Pivot and VerifyBooted under the same run span: the reboot did not restart the agent", c)
+			}
+			for _, want := range []string{"PullSeed", "Precache", "Reboot", "HealthCheck", "RestoreData"} {
+				if len(steps[want]) == 0 {
+					t.Errorf("%s: no %s step span", c, want)
+				}
+			}
+			for _, s := range trace {
+				if s.Kind == tracepbKindConsumer && s.attr("messaging.system") != "nats" {
+					t.Errorf("%s: consumer span %q without messaging attributes", c, s.Name)
+				}
+			}
+		}
+		// The plan span links to the three traces.
+		var planSpan span
+		for _, s := range spans {
+			if s.spanID() == planSC.SpanID().String() {
+				planSpan = s
+			}
+		}
+		var linked []string
+		for _, l := range planSpan.Links {
+			linked = append(linked, hex.EncodeToString(l.TraceId))
+		}
+		slices.Sort(linked)
+		var want []string
+		for _, c := range f.ids {
+			want = append(want, telemetry.ClusterUpgrade(plan, c).TraceID().String())
+		}
+		slices.Sort(want)
+		if !slices.Equal(linked, want) {
+			t.Errorf("plan span links %v, want the clusters' traces %v", linked, want)
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		srv := httptest.NewServer(metrics.Handler())
+		defer srv.Close()
+		// A malformed message to the audit consumer: one DLQ copy.
+		if err := nc.Publish("ibu.event.sno-001.cluster.heartbeat", []byte("not a CloudEvent")); err != nil {
+			t.Fatal(err)
+		}
+		var fams map[string]*dto.MetricFamily
+		natstest.WaitFor(t, 10*time.Second, "the DLQ copy counted", func() bool {
+			fams = parse(t, scrape(t, srv.URL+"/metrics"))
+			return value(fams, "ibu_bus_dlq_messages_total", map[string]string{"consumer": "audit"}) == 1
+		})
+		check := func(name string, labels map[string]string, want float64) {
+			t.Helper()
+			if got := value(fams, name, labels); got != want {
+				t.Errorf("%s%v = %v, want %v", name, labels, got, want)
+			}
+		}
+		for _, typ := range []string{events.TypeStepFinished, events.TypeStageChanged, events.TypeDesiredStageSet} {
+			check("ibu_bus_events_handled_total", map[string]string{"consumer": "audit", "event_type": typ}, float64(f.audit.count(typ)))
+		}
+		check("ibu_bus_events_failed_total", map[string]string{"consumer": "audit", "event_type": "invalid"}, 1)
+		check("ibu_bus_handler_duration_seconds", map[string]string{"consumer": "audit", "event_type": events.TypeStepFinished}, float64(f.audit.count(events.TypeStepFinished)))
+		for _, stage := range []struct{ action, stage string }{{"Prep", "Prep"}, {"Upgrade", "Upgrade"}, {"Finalize", "Idle"}} {
+			check("ibu_agent_stage_duration_seconds", map[string]string{"action": stage.action, "stage": stage.stage, "result": "succeeded"}, 3)
+		}
+		for _, step := range []string{"PullSeed", "Precache", "Pivot", "VerifyBooted"} {
+			if got := value(fams, "ibu_agent_step_duration_seconds", map[string]string{"step": step, "result": "succeeded"}); got != 3 {
+				t.Errorf("step %s duration observed %v times, want 3", step, got)
+			}
+		}
+		check("ibu_agent_precache_images_total", map[string]string{"result": "pulled"}, float64(3*len(f.images)))
+		check("ibu_agent_precache_pulled_bytes_total", nil, float64(3*len(f.images)<<20))
+		check("ibu_scheduler_clusters", map[string]string{"stage": "Idle", "state": "Completed"}, 3)
+		check("ibu_scheduler_plans", map[string]string{"phase": "Completed"}, 1)
+	})
+}
+
+// natstestURL is the hub's client URL, for a raw NATS connection.
+func natstestURL(t *testing.T, f *fleet) string {
+	t.Helper()
+	return f.js.Conn().ConnectedUrl()
+}
+
+func parse(t *testing.T, text string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, text)
+	}
+	return fams
+}
+
+// value sums the samples of a metric whose labels include labels.
+func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	fam, ok := fams[name]
+	if !ok {
+		return -1
+	}
+	sum := 0.0
+	for _, m := range fam.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range labels {
+			if have[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
