@@ -257,12 +257,16 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 	return f
 }
 
-// request publishes a plan request: [Prep] then [Upgrade, Finalize].
-func (f *fleet) request(planID string, policy *events.FailurePolicy) {
+// request publishes a plan request: [Prep] then [Upgrade, Finalize], over
+// the given clusters (default: all).
+func (f *fleet) request(planID string, policy *events.FailurePolicy, clusters ...string) {
 	f.t.Helper()
+	if len(clusters) == 0 {
+		clusters = f.ids
+	}
 	req := events.PlanCreateRequested{
 		PlanID: planID, SeedImage: f.seedRef, SeedVersion: seedVersion,
-		Clusters: events.ClusterSelection{ClusterIDs: f.ids},
+		Clusters: events.ClusterSelection{ClusterIDs: clusters},
 		Steps: []events.PlanStep{
 			{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 3}},
 			{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 3}},

@@ -177,7 +177,7 @@ function timeline(hist) {
     const secs = ((t(r.end) - t(r.start)) / 1000).toFixed(2);
     h += `<div class="tl-row stage"><span class="tl-label">${esc(r.stage)} · ${esc(r.state)} · ${secs}s</span><div class="tl-track">${bar(r.start, r.end, esc(r.state))}</div></div>`;
     for (const p of r.phases || []) {
-      h += `<div class="tl-row"><span class="tl-label phase">${esc(p.name)} · ${((t(p.end) - t(p.start)) / 1000).toFixed(2)}s</span><div class="tl-track">${bar(p.start, p.end, "phase")}</div></div>`;
+      h += `<div class="tl-row"><span class="tl-label tl-phase">${esc(p.name)} · ${((t(p.end) - t(p.start)) / 1000).toFixed(2)}s</span><div class="tl-track">${bar(p.start, p.end, "phase")}</div></div>`;
     }
   }
   return h;
