@@ -87,8 +87,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run follows the plans, clusters and status buckets and sends batches to
-// the connected browsers until ctx ends.
+// the connected browsers until ctx ends (then it returns nil).
 func (s *Server) Run(ctx context.Context) error {
+	if err := s.run(ctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) run(ctx context.Context) error {
 	var err error
 	if s.status, err = s.js.KeyValue(ctx, bus.BucketStatus); err != nil {
 		return fmt.Errorf("open %s: %w", bus.BucketStatus, err)
@@ -98,6 +105,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	synced := make(chan error, 3)
+	lost := make(chan error, 3)
 	for _, b := range []struct {
 		bucket string
 		apply  func(jetstream.KeyValueEntry)
@@ -110,7 +118,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watch %s: %w", b.bucket, err)
 		}
-		wg.Go(func() { s.follow(ctx, w, b.apply, synced) })
+		wg.Go(func() { s.follow(ctx, w, b.apply, synced, lost) })
 	}
 	for range 3 {
 		select {
@@ -134,13 +142,16 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			s.closeClients()
 			return nil
+		case err := <-lost:
+			s.closeClients()
+			return err
 		case <-t.C:
 			s.flush()
 		}
 	}
 }
 
-func (s *Server) follow(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), synced chan<- error) {
+func (s *Server) follow(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), synced, lost chan<- error) {
 	defer w.Stop()
 	initial := true
 	for {
@@ -151,6 +162,8 @@ func (s *Server) follow(ctx context.Context, w jetstream.KeyWatcher, apply func(
 			if !ok {
 				if initial {
 					synced <- errors.New("watch closed before its initial values")
+				} else if ctx.Err() == nil {
+					lost <- errors.New("a KV watch ended: the dashboard would go stale")
 				}
 				return
 			}
