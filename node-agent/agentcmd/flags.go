@@ -78,6 +78,8 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+	// MetricsListen is where /metrics is served ("" = nowhere).
+	MetricsListen string
 
 	SimStateroot   string
 	SimDir         string // "" = a new temporary directory, removed at exit
@@ -126,6 +128,7 @@ func options() []option {
 		{name: "init-monitor-timeout", env: "IBU_INIT_MONITOR_TIMEOUT", arg: "DURATION", def: "30m", help: "an upgrade not completed this long after the pivot rolls back by itself (unless auto-rollback is off)"},
 		{name: "log-level", env: "IBU_LOG_LEVEL", arg: "LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", env: "IBU_LOG_FORMAT", arg: "json|text", def: "json", help: "log format on standard error"},
+		{name: "metrics-listen", env: "IBU_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics on http://HOST:PORT/metrics (stage and step durations, precache bytes and images, events handled, NATS reconnects); empty: none"},
 		{name: "sim-stateroot", env: "IBU_SIM_STATEROOT", arg: "NAME", def: "rhcos", help: "sim backend: the stateroot the simulated host boots first"},
 		{name: "sim-dir", env: "IBU_SIM_DIR", arg: "DIR", shown: "a new temporary directory, removed at exit", help: "sim backend: the simulated host's files (journal, work, stateroot /etc and /var); its deployments live in memory, so keep a directory across runs only to inspect it"},
 		{name: "sim-reboot-delay", env: "IBU_SIM_REBOOT_DELAY", arg: "DURATION", def: "2s", help: "sim backend: how long a simulated reboot takes"},
@@ -384,6 +387,7 @@ func (p *parser) config() Config {
 	c.InitMonitorTimeout = p.duration("init-monitor-timeout")
 	c.LogLevel = p.logLevel("log-level")
 	c.LogFormat = p.oneOf("log-format", "json", "text")
+	c.MetricsListen = p.str("metrics-listen")
 
 	c.SimStateroot = p.str("sim-stateroot")
 	if !stateRootRE.MatchString(c.SimStateroot) {

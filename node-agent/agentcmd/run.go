@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/node-agent/agent"
@@ -75,7 +76,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvi
 	log.Info("ibu-agent starting", "backend", cfg.Backend, "nats", redactURL(cfg.NATSURL),
 		"imageStore", cfg.ImageStore, "agentVersion", agentVersion())
 
-	b, err := newBackend(ctx, cfg, log, tp)
+	mp, stopMetrics, err := serveMetrics(ctx, cfg.MetricsListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	b, err := newBackend(ctx, cfg, log, tp, mp)
 	if err != nil {
 		return err
 	}
@@ -90,6 +96,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvi
 		return err
 	}
 	defer nc.Close()
+	if unregister, err := bus.InstrumentConn(nc, mp); err == nil {
+		defer func() { _ = unregister() }()
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("JetStream at %s: %w", redactURL(cfg.NATSURL), err)
@@ -125,7 +134,7 @@ type backend struct {
 	journalDir, workDir string
 }
 
-func newBackend(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvider) (*backend, error) {
+func newBackend(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvider, mp metric.MeterProvider) (*backend, error) {
 	acfg := agent.Config{
 		ClusterID:          cfg.ClusterID,
 		Labels:             cfg.Labels,
@@ -141,15 +150,15 @@ func newBackend(ctx context.Context, cfg Config, log *slog.Logger, tp trace.Trac
 		acfg.SeedOptions = append(acfg.SeedOptions, seedimage.WithAuthFile(cfg.SeedAuthFile))
 	}
 	if cfg.Backend == BackendSim {
-		return simBackend(cfg, acfg, log)
+		return simBackend(cfg, acfg, log, tp, mp)
 	}
-	return ostreeBackend(ctx, cfg, acfg, log, tp)
+	return ostreeBackend(ctx, cfg, acfg, log, tp, mp)
 }
 
 // ostreeBackend is the real host: the ostree CLI, systemctl reboot and the
 // kernel's boot id, run through chroot when the host's / is mounted in a
 // container.
-func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog.Logger, tp trace.TracerProvider) (*backend, error) {
+func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog.Logger, tp trace.TracerProvider, mp metric.MeterProvider) (*backend, error) {
 	oopts := []ostree.Option{ostree.WithLogger(log)}
 	ropts := []systemd.Option{systemd.WithLogger(log)}
 	if cfg.HostRoot != "" {
@@ -183,7 +192,7 @@ func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog
 			}
 			a, err := agent.New(acfg, agent.Deps{
 				JS: js, Stateroots: st, Rebooter: rebooter, Boot: systemd.BootID{},
-				Images: images, Journal: j, Logger: log, Tracer: tp,
+				Images: images, Journal: j, Logger: log, Tracer: tp, Meter: mp,
 			})
 			if err != nil {
 				return err
@@ -195,7 +204,7 @@ func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog
 
 // simBackend runs the agent on a simulated host that "reboots" in this
 // process.
-func simBackend(cfg Config, acfg agent.Config, log *slog.Logger) (*backend, error) {
+func simBackend(cfg Config, acfg agent.Config, log *slog.Logger, tp trace.TracerProvider, mp metric.MeterProvider) (*backend, error) {
 	dir, cleanup := cfg.SimDir, func() {}
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "ibu-agent-sim-")
@@ -216,7 +225,7 @@ func simBackend(cfg Config, acfg agent.Config, log *slog.Logger) (*backend, erro
 		sp.JournalDir = cfg.JournalDir
 	}
 	sp.RebootDelay = cfg.SimRebootDelay
-	sp.Logger = log
+	sp.Logger, sp.Tracer, sp.Meter = log, tp, mp
 	return &backend{
 		journalDir: sp.JournalDir,
 		workDir:    sp.Config.WorkDir,
