@@ -35,7 +35,15 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 	}
 	f := newFleet(t, fleetConfig{n: 3, tracers: &tr, metrics: metrics})
 	const plan = "trace-plan"
+	msrv := httptest.NewServer(metrics.Handler())
+	defer msrv.Close()
 	f.request(plan, nil)
+	// While the plan runs, its progress is a gauge.
+	natstest.WaitFor(t, 30*time.Second, "plan progress exposed", func() bool {
+		fams := parse(t, scrape(t, msrv.URL))
+		return value(fams, "ibu_scheduler_plan_progress_ratio", map[string]string{"plan": plan}) >= 0 &&
+			value(fams, "ibu_scheduler_plan_clusters", map[string]string{"plan": plan, "state": "pending"}) >= 0
+	})
 	if phase := f.waitPlanEnd(plan, 60*time.Second); phase != events.PlanCompleted {
 		t.Fatalf("plan ended %s, want Completed", phase)
 	}
