@@ -48,6 +48,8 @@ type demo struct {
 	tracer   trace.TracerProvider
 	seedAuth []seedimage.Option
 	started  time.Time
+	// dashboardURL is where the demo's dashboard serves, if it does.
+	dashboardURL string
 
 	mu  sync.Mutex
 	gen map[string]int64
@@ -117,7 +119,8 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		dashDone := make(chan error, 1)
 		go func() { dashDone <- serveDashboard(dctx, d.js, ln, dashboardOptions(log)) }()
 		defer func() { stopDash(); <-dashDone }()
-		d.say("hub", "dashboard: http://%s/", ln.Addr())
+		d.dashboardURL = "http://" + ln.Addr().String() + "/"
+		d.say("hub", "dashboard: %s", d.dashboardURL)
 	}
 
 	audit := newAudit()
@@ -172,6 +175,9 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	}
 	if *keep {
 		fmt.Fprintf(io.Out, "\nhub still running: NATS_URL=%s (Ctrl-C stops it)\n", srv.URL())
+		if d.dashboardURL != "" {
+			fmt.Fprintf(io.Out, "dashboard: %s\n", d.dashboardURL)
+		}
 		<-ctx.Done()
 	}
 	return nil
