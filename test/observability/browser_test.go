@@ -1,9 +1,14 @@
 package observability
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/color/palette"
+	"image/draw"
+	"image/png"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -17,6 +22,22 @@ import (
 	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/seedimage/seedsim"
 )
+
+// smallPNG re-encodes a screenshot with the Plan 9 palette, a quarter of
+// the size, for the README.
+func smallPNG(b []byte) ([]byte, error) {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("decode screenshot: %w", err)
+	}
+	p := image.NewPaletted(img.Bounds(), palette.Plan9)
+	draw.Draw(p, p.Bounds(), img, img.Bounds().Min, draw.Src)
+	var out bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&out, p); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
 
 // chromium finds Debian's chromium; the test fails, never skips, without
 // it.
@@ -123,17 +144,21 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("trace id shown %q, want %q", trace, want)
 	}
 
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
 	out := filepath.Join(t.ArtifactDir(), "dashboard.png")
-	if err := os.WriteFile(out, png, 0o644); err != nil {
+	if err := os.WriteFile(out, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot: %s (%d bytes)", out, len(png))
+	t.Logf("screenshot: %s (%d bytes)", out, len(shot))
 	if p := os.Getenv("IBU_DASHBOARD_SCREENSHOT"); p != "" {
-		if err := os.WriteFile(p, png, 0o644); err != nil {
+		small, err := smallPNG(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, small, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

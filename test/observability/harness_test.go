@@ -375,4 +375,7 @@ func scrape(t *testing.T, url string) string {
 
 type tracepbLink = tracepb.Span_Link
 
-const tracepbKindConsumer = tracepb.Span_SPAN_KIND_CONSUMER
+const (
+	tracepbKindConsumer = tracepb.Span_SPAN_KIND_CONSUMER
+	tracepbStatusError  = tracepb.Status_STATUS_CODE_ERROR
+)

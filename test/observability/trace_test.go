@@ -3,6 +3,7 @@ package observability
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -14,18 +15,20 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/telemetry"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-// TestTraceAndMetricsOfAPlan runs a 3-cluster plan through Prep, Upgrade
-// (with its reboot) and Finalize, with every process exporting spans over
-// OTLP/HTTP to an in-process receiver and metrics to one Prometheus
-// registry, then checks the traces and the scraped metrics against what
-// happened.
+// TestTraceAndMetricsOfAPlan runs a plan through Prep, Upgrade (with its
+// reboot) and Finalize on three clusters, plus a fourth whose precache
+// fails, with every process exporting spans over OTLP/HTTP to an
+// in-process receiver and metrics to one Prometheus registry, then checks
+// the traces and the scraped metrics against what happened.
 func TestTraceAndMetricsOfAPlan(t *testing.T) {
 	rcv := startReceiver(t)
 	tr := newTracers(t, rcv)
@@ -33,19 +36,30 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFleet(t, fleetConfig{n: 3, tracers: &tr, metrics: metrics})
+	synth, err := seedsim.New(seedVersion, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const failing = "sno-004"
+	f := newFleet(t, fleetConfig{n: 4, tracers: &tr, metrics: metrics, prepare: func(id string, s *simspoke.Spoke) {
+		if id == failing {
+			s.Images.FailPull(synth.Images[3], errors.New("simulated registry error: manifest unknown"))
+		}
+	}})
+	good := f.ids[:3]
 	const plan = "trace-plan"
 	msrv := httptest.NewServer(metrics.Handler())
 	defer msrv.Close()
-	f.request(plan, nil)
+	f.request(plan, &events.FailurePolicy{MaxFailures: "50%", OnBreach: events.BreachPause})
 	// While the plan runs, its progress is a gauge.
 	natstest.WaitFor(t, 30*time.Second, "plan progress exposed", func() bool {
 		fams := parse(t, scrape(t, msrv.URL))
 		return value(fams, "ibu_scheduler_plan_progress_ratio", map[string]string{"plan": plan}) >= 0 &&
-			value(fams, "ibu_scheduler_plan_clusters", map[string]string{"plan": plan, "state": "pending"}) >= 0
+			value(fams, "ibu_scheduler_plan_clusters", map[string]string{"plan": plan, "state": "in_progress"}) >= 0
 	})
-	if phase := f.waitPlanEnd(plan, 60*time.Second); phase != events.PlanCompleted {
-		t.Fatalf("plan ended %s, want Completed", phase)
+	// Three clusters succeed, one fails: the plan ends Failed.
+	if phase := f.waitPlanEnd(plan, 60*time.Second); phase != events.PlanFailed {
+		t.Fatalf("plan ended %s, want Failed (one cluster failed)", phase)
 	}
 	// One malformed message to the audited stream: a DLQ copy to count.
 	nc, err := nats.Connect(natstestURL(t, f))
@@ -70,7 +84,7 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 			byTrace[s.traceID()] = append(byTrace[s.traceID()], s)
 			byID[s.spanID()] = s
 		}
-		for _, c := range f.ids {
+		for _, c := range good {
 			want := telemetry.ClusterUpgrade(plan, c)
 			tid := want.TraceID().String()
 			// Exactly one trace: every step span of the cluster is in it.
@@ -123,7 +137,23 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 				}
 			}
 		}
-		// The plan span links to the three traces.
+		// The failed cluster's trace: the failing step and the root span
+		// carry the error with its reason.
+		ftrace := byTrace[telemetry.ClusterUpgrade(plan, failing).TraceID().String()]
+		var stepErr, rootErr bool
+		for _, s := range ftrace {
+			failed := s.Status.GetCode() == tracepbStatusError && strings.Contains(s.Status.GetMessage(), "simulated registry error")
+			switch {
+			case s.attr("ibu.step") == "Precache" && failed:
+				stepErr = true
+			case s.Name == "upgrade "+failing && s.Status.GetCode() == tracepbStatusError:
+				rootErr = true
+			}
+		}
+		if !stepErr || !rootErr {
+			t.Errorf("%s: error status on the Precache step span %v, on the root span %v", failing, stepErr, rootErr)
+		}
+		// The plan span links to the four traces.
 		var planSpan span
 		for _, s := range spans {
 			if s.spanID() == planSC.SpanID().String() {
@@ -171,15 +201,24 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 		for _, stage := range []struct{ action, stage string }{{"Prep", "Prep"}, {"Upgrade", "Upgrade"}, {"Finalize", "Idle"}} {
 			check("ibu_agent_stage_duration_seconds", map[string]string{"action": stage.action, "stage": stage.stage, "result": "succeeded"}, 3)
 		}
-		for _, step := range []string{"PullSeed", "Precache", "Pivot", "VerifyBooted"} {
-			if got := value(fams, "ibu_agent_step_duration_seconds", map[string]string{"step": step, "result": "succeeded"}); got != 3 {
-				t.Errorf("step %s duration observed %v times, want 3", step, got)
+		check("ibu_agent_stage_duration_seconds", map[string]string{"action": "Prep", "result": "failed"}, 1)
+		for _, step := range []struct {
+			name              string
+			succeeded, failed float64
+		}{{"PullSeed", 4, 0}, {"Precache", 3, 1}, {"Pivot", 3, 0}, {"VerifyBooted", 3, 0}} {
+			check("ibu_agent_step_duration_seconds", map[string]string{"step": step.name, "result": "succeeded"}, step.succeeded)
+			if step.failed > 0 {
+				check("ibu_agent_step_duration_seconds", map[string]string{"step": step.name, "result": "failed"}, step.failed)
 			}
 		}
-		check("ibu_agent_precache_images_total", map[string]string{"result": "pulled"}, float64(3*len(f.images)))
-		check("ibu_agent_precache_pulled_bytes_total", nil, float64(3*len(f.images)<<20))
+		// The failing cluster pulled all its images but one.
+		pulled := 4*len(f.images) - 1
+		check("ibu_agent_precache_images_total", map[string]string{"result": "pulled"}, float64(pulled))
+		check("ibu_agent_precache_images_total", map[string]string{"result": "failed"}, 1)
+		check("ibu_agent_precache_pulled_bytes_total", nil, float64(pulled<<20))
 		check("ibu_scheduler_clusters", map[string]string{"stage": "Idle", "state": "Completed"}, 3)
-		check("ibu_scheduler_plans", map[string]string{"phase": "Completed"}, 1)
+		check("ibu_scheduler_clusters", map[string]string{"stage": "Prep", "state": "Failed"}, 1)
+		check("ibu_scheduler_plans", map[string]string{"phase": "Failed"}, 1)
 	})
 }
 
@@ -199,13 +238,14 @@ func parse(t *testing.T, text string) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// value sums the samples of a metric whose labels include labels.
+// value sums the samples of a metric whose labels include labels (a
+// histogram's sample count); -1 when there is no such sample.
 func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
 	fam, ok := fams[name]
 	if !ok {
 		return -1
 	}
-	sum := 0.0
+	sum, matched := 0.0, false
 	for _, m := range fam.Metric {
 		have := map[string]string{}
 		for _, l := range m.Label {
@@ -220,6 +260,7 @@ func value(fams map[string]*dto.MetricFamily, name string, labels map[string]str
 		if !match {
 			continue
 		}
+		matched = true
 		switch {
 		case m.Counter != nil:
 			sum += m.Counter.GetValue()
@@ -228,6 +269,9 @@ func value(fams map[string]*dto.MetricFamily, name string, labels map[string]str
 		case m.Histogram != nil:
 			sum += float64(m.Histogram.GetSampleCount())
 		}
+	}
+	if !matched {
+		return -1
 	}
 	return sum
 }
