@@ -48,7 +48,6 @@ type Server struct {
 	m       *model
 	clients map[chan []byte]struct{}
 	ready   chan struct{} // closed once the initial values are in
-	readyOK bool
 	mux     *http.ServeMux
 }
 
@@ -132,7 +131,6 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.m.takeDelta() // the snapshot carries the initial values
-	s.readyOK = true
 	close(s.ready)
 	s.mu.Unlock()
 	t := time.NewTicker(s.o.Batch)
