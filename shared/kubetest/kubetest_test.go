@@ -49,7 +49,7 @@ spec:
 func TestMain(m *testing.M) {
 	os.Exit(kubetest.Main(m, func(ctx context.Context, s *kubetest.Server) error {
 		kube = s
-		return s.InstallCRDs(ctx, []byte(widgetCRD))
+		return s.InstallCRDs(ctx, []byte(widgetCRD), kubetest.OpenShiftCRDs)
 	}))
 }
 
