@@ -57,12 +57,13 @@ vet:
 	$(GO) vet $(MODULES)
 
 ## bench: performance figures and ratios (never timed unit tests)
-bench:
+bench: kube-bins
 	$(GO) test -run '^$$' -bench BenchmarkValidate -benchmem -count 1 ./shared/events/
 	$(GO) test -run '^$$' -bench BenchmarkThroughput -benchtime 20000x -count 1 ./shared/bus/
 	$(GO) test -run '^$$' -bench BenchmarkPrepRealOstree -benchtime 3x -count 1 ./node-agent/bench/
 	IBU_BENCH_AGENTS=$${IBU_BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench BenchmarkFleetSim -benchtime 1x -count 1 -timeout 20m ./node-agent/bench/
 	$(GO) run ./test/cmd/fleetbench --clusters $${IBU_FLEET_SIZES:-100,1000}
+	$(GO) test -run '^$$' -bench BenchmarkRound -benchtime 50x -count 1 ./services/health/health/
 
 ## fuzz: run the decoders' fuzzers for a while (their seed corpora run in `make test`)
 FUZZTIME ?= 60s
