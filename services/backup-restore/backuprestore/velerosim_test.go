@@ -34,12 +34,12 @@ type outcome struct {
 // keeps a copy of the Deployments of its includedNamespaces; a Restore
 // recreates the missing ones from its Backup, as Velero would.
 type veleroSim struct {
-	t   testing.TB
-	dc  dynamic.Interface
-	ns  string
-	mu  sync.Mutex
-	out map[string]outcome // by kind/name
-	log []string           // "created Backup/x", "finished Backup/x Completed"
+	t    testing.TB
+	dc   dynamic.Interface
+	ns   string
+	mu   sync.Mutex
+	out  map[string]outcome // by kind/name
+	log  []string           // "created Backup/x", "finished Backup/x Completed"
 	kept map[string][]*unstructured.Unstructured
 }
 

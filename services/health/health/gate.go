@@ -22,11 +22,11 @@ const (
 
 // Reasons of a failed gate.
 const (
-	ReasonTimedOut      = "TimedOut"
-	ReasonUnknownCheck  = "UnknownCheck"
-	ReasonNoChecks      = "NoChecksSelected"
-	ReasonUnreachable   = "ClusterUnreachable"
-	ReasonUnknownTier   = "UnknownTier"
+	ReasonTimedOut     = "TimedOut"
+	ReasonUnknownCheck = "UnknownCheck"
+	ReasonNoChecks     = "NoChecksSelected"
+	ReasonUnreachable  = "ClusterUnreachable"
+	ReasonUnknownTier  = "UnknownTier"
 )
 
 // Selection picks the checks of a gate: by name, by tier, or (both
