@@ -153,3 +153,10 @@ func (c *cluster) runner(gen int64, timeout time.Duration) *backuprestore.Runner
 func (c *cluster) mapper() *restmapper.DeferredDiscoveryRESTMapper {
 	return restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(kube.Config())))
 }
+
+func (c *cluster) delete(gvr schema.GroupVersionResource, name string) {
+	c.t.Helper()
+	if err := c.dc.Resource(gvr).Namespace(c.ns).Delete(c.ctx, name, metav1.DeleteOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}

@@ -28,6 +28,9 @@ type Config struct {
 	// Clusters finds each cluster's API (a kubeconfig file per cluster in
 	// dev, a Secret on a hub, in-cluster on a spoke).
 	Clusters clusterkube.Registry
+	// Cluster, when set, is the only cluster whose tasks this instance
+	// consumes (the spoke placement, beside the agent).
+	Cluster string
 	// WaitTimeout bounds each wait for a Backup or Restore (default 30m).
 	WaitTimeout time.Duration
 	// Concurrency: tasks handled at once, each for one cluster (default 8).
@@ -64,11 +67,17 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Clusters == nil {
 		return errors.New("backup-restore: no cluster registry configured")
 	}
-	subject, err := events.TaskSubject(events.ServiceBackupRestore, "*")
-	if err != nil {
-		return err
+	// Hub placement: every cluster's tasks, one durable shared by the
+	// replicas. Spoke placement: only this cluster's, a durable of its own.
+	subject, durable := "ibu.task."+events.ServiceBackupRestore+".*", events.ServiceBackupRestore
+	if s.cfg.Cluster != "" {
+		var err error
+		if subject, err = events.TaskSubject(events.ServiceBackupRestore, s.cfg.Cluster); err != nil {
+			return err
+		}
+		durable += "-" + s.cfg.Cluster
 	}
-	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, events.ServiceBackupRestore, s.Handle,
+	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
 		bus.ConsumeService(events.ServiceBackupRestore), bus.ConsumeFilterSubjects(subject),
 		bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
 		bus.ConsumeRejectedEvents(Source), bus.ConsumeLogger(s.log))

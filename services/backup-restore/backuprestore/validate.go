@@ -109,7 +109,9 @@ func dryRunCreate(ctx context.Context, dc dynamic.Interface, o *unstructured.Uns
 	}
 	obj := o.DeepCopy()
 	obj.SetResourceVersion("")
-	_, err := dc.Resource(gvr).Namespace(o.GetNamespace()).Create(ctx, obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	// Strict: a misspelt field (includedNamespace) is an error, not
+	// silently dropped as the typed structs would.
+	_, err := dc.Resource(gvr).Namespace(o.GetNamespace()).Create(ctx, obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
 	if err == nil || apierrors.IsAlreadyExists(err) {
 		// An existing object of that name is a stale one of an earlier
 		// run: Backup replaces it, so it is no reason to refuse.

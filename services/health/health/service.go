@@ -24,6 +24,9 @@ type Config struct {
 	// Clusters finds each cluster's API (a kubeconfig file per cluster in
 	// dev, a Secret on a hub, in-cluster on a spoke).
 	Clusters clusterkube.Registry
+	// Cluster, when set, is the only cluster whose tasks this instance
+	// consumes (the spoke placement, beside the agent).
+	Cluster string
 	// Window is used when a request asks for no stabilisation window
 	// (default DefaultWindow).
 	Window time.Duration
@@ -70,11 +73,17 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Clusters == nil {
 		return errors.New("health: no cluster registry configured")
 	}
-	subject, err := events.TaskSubject(events.ServiceHealth, "*")
-	if err != nil {
-		return err
+	// Hub placement: every cluster's tasks, one durable shared by the
+	// replicas. Spoke placement: only this cluster's, a durable of its own.
+	subject, durable := "ibu.task."+events.ServiceHealth+".*", events.ServiceHealth
+	if s.cfg.Cluster != "" {
+		var err error
+		if subject, err = events.TaskSubject(events.ServiceHealth, s.cfg.Cluster); err != nil {
+			return err
+		}
+		durable += "-" + s.cfg.Cluster
 	}
-	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, events.ServiceHealth, s.Handle,
+	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
 		bus.ConsumeService(events.ServiceHealth), bus.ConsumeFilterSubjects(subject),
 		bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
 		bus.ConsumeRejectedEvents(Source), bus.ConsumeLogger(s.log))
