@@ -186,3 +186,30 @@ func TestPrepGatesFailBeforeAnyChange(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedRestoreRollsBack: a failed Restore after the pivot fails the
+// Upgrade, and auto-rollback takes the host back to the old stateroot.
+func TestFailedRestoreRollsBack(t *testing.T) {
+	f := newFixture(t, withAllServices)
+	f.oadp = oadpContent
+	f.fakeServices(allPass(func(e cloudevents.Event) events.Data {
+		if req, err := events.DataAs[events.RestoreRequested](e); err == nil {
+			return events.RestoreFailed{ClusterID: cluster, Generation: req.Generation, Restore: "test-app",
+				Reason: "RestoreFailed", Message: "Restore openshift-adp/test-app ended Failed: error restoring namespace"}
+		}
+		return nil
+	}))
+	f.start()
+	f.waitPosition(prepDone, f.desire(stages.Prep))
+	st := f.waitPosition(rollbackDone, f.desire(stages.Upgrade))
+	if got := f.deployments(); !slices.Equal(got, []string{"*" + oldRoot, newRoot}) {
+		t.Errorf("deployments %v, want the old stateroot booted", got)
+	}
+	failed := false
+	for _, h := range st.History {
+		failed = failed || (h.Stage == stages.Upgrade && h.State == stages.Failed)
+	}
+	if !failed {
+		t.Errorf("history has no failed Upgrade: %+v", st.History)
+	}
+}
