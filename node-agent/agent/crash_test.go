@@ -23,9 +23,9 @@ func (f *fixture) runCrashing(boundary string) {
 func TestCrashAtEveryStepBoundary(t *testing.T) {
 	var boundaries []string
 	for _, plan := range [][]string{
-		{"InspectSeed", "CheckCompatibility", "PullSeed", "ImportCommit", "DeployStateroot", "ApplyVar", "ApplyEtc", "Precache"},
-		{"BackupData", "ExportIdentity", "Pivot", "RecordBootID", "Reboot", "VerifyBooted", "HealthCheck", "RestoreData"},
-		{"RemoveOldStateroot", "CleanWorkDir"},
+		{"PrepHealthCheck", "InspectSeed", "CheckCompatibility", "ValidateOADP", "PullSeed", "ImportCommit", "DeployStateroot", "ApplyVar", "ApplyEtc", "Precache"},
+		{"PrePivotHealthCheck", "BackupData", "ExportIdentity", "Pivot", "RecordBootID", "Reboot", "VerifyBooted", "HealthCheck", "RestoreData"},
+		{"FinalizeHealthCheck", "RemoveOldStateroot", "CleanWorkDir"},
 	} {
 		for _, s := range plan {
 			boundaries = append(boundaries, "before:"+s, "after:"+s)
@@ -39,7 +39,7 @@ func TestCrashAtEveryStepBoundary(t *testing.T) {
 			f.waitPosition(prepDone, f.desire(stages.Prep))
 			f.waitPosition(upgradeDone, f.desire(stages.Upgrade))
 			st := f.waitPosition(stages.IdlePosition, f.desire(stages.Idle))
-			f.checkSameEnd(b, []string{"*" + newRoot}, 1, 18)
+			f.checkSameEnd(b, []string{"*" + newRoot}, 1, 22)
 			var hist []stages.Stage
 			for _, h := range st.History {
 				hist = append(hist, h.Stage)
@@ -69,7 +69,7 @@ func TestCrashAtEveryRollbackBoundary(t *testing.T) {
 			f.armed.Store(true)
 			f.waitPosition(rollbackDone, f.desire(stages.Rollback))
 			f.waitPosition(stages.IdlePosition, f.desire(stages.Idle))
-			f.checkSameEnd(b, []string{"*" + oldRoot}, 2, 23)
+			f.checkSameEnd(b, []string{"*" + oldRoot}, 2, 26)
 		})
 	}
 }

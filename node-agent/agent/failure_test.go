@@ -87,7 +87,7 @@ func TestHostBackOnOldStateroot(t *testing.T) {
 func TestPostPivotFailureRollsBackAutomatically(t *testing.T) {
 	f := newFixture(t, withHealth)
 	f.healthService(func(req events.HealthCheckRequested) events.Data {
-		if req.Step == "RollbackHealthCheck" {
+		if req.Step != "UpgradeHealthCheck" { // only the check after the pivot fails
 			return events.HealthPassed{ClusterID: req.ClusterID, Generation: req.Generation, Step: req.Step}
 		}
 		return events.HealthFailed{ClusterID: req.ClusterID, Generation: req.Generation, Step: req.Step,
@@ -119,7 +119,7 @@ func TestInitMonitorTimeoutRollsBack(t *testing.T) {
 	f := newFixture(t, withHealth)
 	f.spoke.Config.InitMonitorTimeout = 300 * time.Millisecond
 	f.healthService(func(req events.HealthCheckRequested) events.Data {
-		if req.Step == "RollbackHealthCheck" {
+		if req.Step != "UpgradeHealthCheck" {
 			return events.HealthPassed{ClusterID: req.ClusterID, Generation: req.Generation, Step: req.Step}
 		}
 		return nil // the upgraded cluster never reports healthy

@@ -108,6 +108,8 @@ type fixture struct {
 	desired jetstream.KeyValue
 	status  jetstream.KeyValue
 	gen     int64
+	// oadp is the OADP content desire puts in Prep and Upgrade.
+	oadp []events.ObjectRef
 	// crash-point harness state
 	armed   atomic.Bool
 	crashes atomic.Int32
@@ -196,6 +198,7 @@ func (f *fixture) desire(stage stages.Stage) int64 {
 	d := state.Desired{ClusterID: cluster, Stage: stage, Generation: f.gen, PlanID: "plan-1"}
 	if stage == stages.Prep || stage == stages.Upgrade {
 		d.SeedImage, d.SeedVersion = f.seedRef, seedVersion
+		d.OADPContent = f.oadp
 	}
 	b, err := state.EncodeDesired(d)
 	if err != nil {

@@ -36,8 +36,10 @@ const (
 
 func (a *Agent) prepSteps() []step {
 	return []step{
+		{stepPrepHealth, phaseStateroot, a.healthGate(stepPrepHealth)},
 		{stepInspectSeed, phaseStateroot, a.inspectSeed},
 		{stepCheckCompat, phaseStateroot, a.checkCompat},
+		{stepValidateOADP, phaseStateroot, a.validateOADP},
 		{stepPullSeed, phaseStateroot, a.pullSeed},
 		{stepImportCommit, phaseStateroot, a.importCommit},
 		{stepDeploy, phaseStateroot, a.deploy},

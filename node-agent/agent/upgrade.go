@@ -40,6 +40,7 @@ const (
 
 func (a *Agent) upgradeSteps() []step {
 	return []step{
+		{stepPrePivotHealth, phasePrePivot, a.healthGate(stepPrePivotHealth)},
 		{stepBackup, phasePrePivot, a.backup},
 		{stepExportIdentity, phasePrePivot, a.exportIdentity},
 		{stepPivot, phasePrePivot, a.pivot},
@@ -63,6 +64,7 @@ func (a *Agent) rollbackSteps() []step {
 
 func (a *Agent) finalizeSteps() []step {
 	return []step{
+		{stepFinalizeHealth, phaseCleanup, a.healthGate(stepFinalizeHealth)},
 		{stepRemoveOld, phaseCleanup, a.removeOld},
 		{stepCleanWorkDir, phaseCleanup, a.cleanWorkDir},
 	}
@@ -145,8 +147,15 @@ func (a *Agent) health(ctx context.Context, r *runState) (any, error) {
 		return skipped{"no health service serves this cluster: stabilisation not checked"}, nil
 	}
 	step := r.run.Stage + stepHealth
+	var tiers []events.HealthTier
+	if r.run.Stage == string(stages.Upgrade) {
+		// Deferred checks (CSVs, CSRs) may pass only once the restores
+		// have brought the workloads back: after the pivot, before the
+		// restores, only the mandatory tier gates.
+		tiers = []events.HealthTier{events.TierMandatory}
+	}
 	return nil, a.askService(ctx, r, step, events.HealthCheckRequested{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID,
-		Generation: r.run.Generation, Step: step, StableForSeconds: defaultStableWindow},
+		Generation: r.run.Generation, Step: step, Tiers: tiers, StableForSeconds: defaultStableWindow},
 		events.TypeHealthPassed, events.TypeHealthFailed)
 }
 

@@ -40,6 +40,10 @@ type BackupRequested struct {
 	Generation     int64       `json:"generation"`
 	OADPContent    []ObjectRef `json:"oadpContent,omitempty"`
 	ExtraManifests []ObjectRef `json:"extraManifests,omitempty"`
+	// ValidateOnly: check the content and the cluster's Velero install
+	// (Prep, before anything changes), create nothing. The answer is
+	// BackupCompleted without backups, or BackupFailed.
+	ValidateOnly bool `json:"validateOnly,omitempty"`
 }
 
 // RestoreRequested asks the backup-restore service to run the Velero

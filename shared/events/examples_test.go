@@ -115,7 +115,7 @@ func examples() []Data {
 			FailedImages: []ImageFailure{{Image: exPinned, Reason: "NotFound", Message: "manifest unknown"}}},
 		PrecacheFailed{ClusterID: "sno-001", PlanID: "upgrade-4-16-3", Generation: 3, Reason: "ImagePullFailed",
 			Message: "1 image could not be pulled", FailedImages: []ImageFailure{{Image: exPinned, Reason: "Unauthorized", Message: "401"}}},
-		BackupRequested{ClusterID: "sno-001", PlanID: "upgrade-4-16-3", Generation: 4, OADPContent: exOADP, ExtraManifests: exExtra},
+		BackupRequested{ClusterID: "sno-001", PlanID: "upgrade-4-16-3", Generation: 4, OADPContent: exOADP, ExtraManifests: exExtra, ValidateOnly: true},
 		BackupCompleted{ClusterID: "sno-001", PlanID: "upgrade-4-16-3", Generation: 4,
 			Backups: []VeleroObject{{Name: "acm-klusterlet", Wave: 1, Phase: "Completed"}}, DurationMs: 45000},
 		BackupFailed{ClusterID: "sno-001", PlanID: "upgrade-4-16-3", Generation: 4, Backup: "apps",

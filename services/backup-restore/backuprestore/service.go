@@ -1,0 +1,246 @@
+package backuprestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+
+	"ibu.dev/shared/bus"
+	"ibu.dev/shared/clusterkube"
+	"ibu.dev/shared/events"
+)
+
+// Source is the CloudEvents source of the service's events.
+const Source = "/services/backup-restore"
+
+// Config configures the service.
+type Config struct {
+	// Clusters finds each cluster's API (a kubeconfig file per cluster in
+	// dev, a Secret on a hub, in-cluster on a spoke).
+	Clusters clusterkube.Registry
+	// Cluster, when set, is the only cluster whose tasks this instance
+	// consumes (the spoke placement, beside the agent).
+	Cluster string
+	// WaitTimeout bounds each wait for a Backup or Restore (default 30m).
+	WaitTimeout time.Duration
+	// Concurrency: tasks handled at once, each for one cluster (default 8).
+	Concurrency int
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Service consumes backup and restore tasks and answers each with a
+// completed or failed event on the cluster's event subject.
+type Service struct {
+	js  jetstream.JetStream
+	pub *bus.Publisher
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a service on js; call Run.
+func New(js jetstream.JetStream, cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	return &Service{js: js, pub: bus.NewPublisher(js, bus.PublishLogger(cfg.Logger)), cfg: cfg, log: cfg.Logger}
+}
+
+// Run consumes tasks until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	if s.cfg.Clusters == nil {
+		return errors.New("backup-restore: no cluster registry configured")
+	}
+	// Hub placement: every cluster's tasks, one durable shared by the
+	// replicas. Spoke placement: only this cluster's, a durable of its own.
+	subject, durable := "ibu.task."+events.ServiceBackupRestore+".*", events.ServiceBackupRestore
+	if s.cfg.Cluster != "" {
+		var err error
+		if subject, err = events.TaskSubject(events.ServiceBackupRestore, s.cfg.Cluster); err != nil {
+			return err
+		}
+		durable += "-" + s.cfg.Cluster
+	}
+	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
+		bus.ConsumeService(events.ServiceBackupRestore), bus.ConsumeFilterSubjects(subject),
+		bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
+		bus.ConsumeRejectedEvents(Source), bus.ConsumeLogger(s.log))
+	if err != nil {
+		return fmt.Errorf("consume backup-restore tasks: %w", err)
+	}
+	defer sub.Stop()
+	s.log.Info("backup-restore ready")
+	<-ctx.Done()
+	return nil
+}
+
+// Handle runs one task. Every outcome, including an unreachable cluster,
+// is answered with an event, so the agent never waits in the dark; only a
+// failure to publish the answer is retried.
+func (s *Service) Handle(ctx context.Context, e cloudevents.Event) error {
+	var answer events.Data
+	switch e.Type() {
+	case events.TypeBackupRequested:
+		req, err := events.DataAs[events.BackupRequested](e)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		answer = s.backup(ctx, req)
+	case events.TypeRestoreRequested:
+		req, err := events.DataAs[events.RestoreRequested](e)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		answer = s.restore(ctx, req)
+	default:
+		return bus.Permanent(fmt.Errorf("backup-restore does not handle %s", e.Type()))
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: redeliver to the next replica
+	}
+	out, err := events.New(Source, e.Subject(), answer)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	// A fixed id per task: an answer re-sent after a redelivery is dropped.
+	out.SetID(e.ID() + ".answer")
+	subj, err := events.SubjectFor(answer.EventType(), e.Subject())
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	if _, err := s.pub.Publish(ctx, subj, out); err != nil {
+		return fmt.Errorf("publish %s: %w", answer.EventType(), err)
+	}
+	return nil
+}
+
+// clients builds the clients for a cluster's API.
+type clients struct {
+	dyn    dynamic.Interface
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+}
+
+func (s *Service) clients(ctx context.Context, cluster string) (*clients, error) {
+	cfg, err := s.cfg.Clusters.RESTConfig(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client for %s: %w", cluster, err)
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("discovery client for %s: %w", cluster, err)
+	}
+	return &clients{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))}, nil
+}
+
+// reasonOf is the CamelCase reason of an error for a failed event.
+func reasonOf(err error) (string, string) {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p.Reason, p.Message
+	}
+	if errors.Is(err, clusterkube.ErrUnknownCluster) {
+		return "UnknownCluster", err.Error()
+	}
+	return ReasonClusterUnreachable, err.Error()
+}
+
+func (s *Service) backup(ctx context.Context, req events.BackupRequested) events.Data {
+	start := s.cfg.Now()
+	fail := func(err error, backup string) events.Data {
+		reason, msg := reasonOf(err)
+		s.log.Warn("backup failed", "cluster", req.ClusterID, "generation", req.Generation, "validateOnly", req.ValidateOnly, "reason", reason, "message", msg)
+		return events.BackupFailed{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
+			Backup: backup, Reason: reason, Message: msg}
+	}
+	c, err := s.clients(ctx, req.ClusterID)
+	if err != nil {
+		return fail(err, "")
+	}
+	content, err := Validate(ctx, c.dyn, req.OADPContent, req.ExtraManifests)
+	if err != nil {
+		return fail(err, "")
+	}
+	var done []events.VeleroObject
+	if !req.ValidateOnly && content != nil {
+		r := &Runner{Client: c.dyn, ClusterID: req.ClusterID, Generation: req.Generation, WaitTimeout: s.cfg.WaitTimeout, Logger: s.log}
+		done, err = r.Backup(ctx, content)
+		if err != nil {
+			return fail(err, failing(content.Backups, done))
+		}
+	}
+	return events.BackupCompleted{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
+		Backups: done, DurationMs: s.cfg.Now().Sub(start).Milliseconds()}
+}
+
+func (s *Service) restore(ctx context.Context, req events.RestoreRequested) events.Data {
+	start := s.cfg.Now()
+	fail := func(err error, restore string) events.Data {
+		reason, msg := reasonOf(err)
+		s.log.Warn("restore failed", "cluster", req.ClusterID, "generation", req.Generation, "reason", reason, "message", msg)
+		return events.RestoreFailed{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
+			Restore: restore, Reason: reason, Message: msg}
+	}
+	c, err := s.clients(ctx, req.ClusterID)
+	if err != nil {
+		return fail(err, "")
+	}
+	applied, err := ApplyExtraManifests(ctx, c.dyn, c.mapper, req.ExtraManifests)
+	if err != nil {
+		return fail(err, "")
+	}
+	var done []events.VeleroObject
+	if len(req.OADPContent) > 0 {
+		content, err := LoadContent(ctx, c.dyn, req.OADPContent)
+		if err == nil {
+			err = checkPairs(content)
+		}
+		if err != nil {
+			return fail(err, "")
+		}
+		r := &Runner{Client: c.dyn, ClusterID: req.ClusterID, Generation: req.Generation, WaitTimeout: s.cfg.WaitTimeout, Logger: s.log}
+		done, err = r.Restore(ctx, content)
+		if err != nil {
+			return fail(err, failing(content.Restores, done))
+		}
+	}
+	return events.RestoreCompleted{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
+		Restores: done, ExtraManifestsApplied: applied, DurationMs: s.cfg.Now().Sub(start).Milliseconds()}
+}
+
+// failing names the object the run stopped at: the first in wave order
+// that is not among done.
+func failing[T metav1.Object](all []T, done []events.VeleroObject) string {
+	ok := map[string]bool{}
+	for _, d := range done {
+		ok[d.Name] = true
+	}
+	waves, _ := Waves(all)
+	for _, w := range waves {
+		for _, o := range w {
+			if !ok[o.GetName()] {
+				return o.GetName()
+			}
+		}
+	}
+	return ""
+}
