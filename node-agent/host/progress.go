@@ -1,6 +1,9 @@
 package host
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // ProgressFunc receives the bytes of a pull as they arrive (a delta).
 type ProgressFunc func(delta int64)
@@ -12,3 +15,10 @@ type ProgressFunc func(delta int64)
 type ProgressPuller interface {
 	PullWithProgress(ctx context.Context, image string, progress ProgressFunc) (int64, error)
 }
+
+// Pull errors a retry cannot fix; a store wraps them so the agent fails the
+// image at once with a reason instead of retrying.
+var (
+	ErrImageNotFound     = errors.New("image not found")
+	ErrImageUnauthorized = errors.New("registry refused credentials")
+)

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"ibu.dev/node-agent/host"
@@ -101,7 +102,7 @@ func (c *BlobCache) download(ctx context.Context, repo name.Repository, d v1.Has
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return fmt.Errorf("fetch blob %s from %s: %w", d, repo, err)
+		return fmt.Errorf("fetch blob %s from %s: %w", d, repo, classify(err))
 	}
 	defer rc.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".fetch-*")
@@ -140,7 +141,7 @@ func (c *BlobCache) readManifest(ctx context.Context, repo name.Repository, d v1
 	}
 	desc, err := remote.Get(repo.Digest(d.String()), append([]remote.Option{remote.WithContext(ctx)}, c.remote...)...)
 	if err != nil {
-		return nil, "", fmt.Errorf("manifest %s@%s: %w", repo, d, err)
+		return nil, "", fmt.Errorf("manifest %s@%s: %w", repo, d, classify(err))
 	}
 	if desc.Digest != d {
 		return nil, "", fmt.Errorf("manifest %s@%s: registry answered %s", repo, d, desc.Digest)
@@ -149,6 +150,20 @@ func (c *BlobCache) readManifest(ctx context.Context, repo name.Repository, d v1
 		return nil, "", fmt.Errorf("blob cache: %w", err)
 	}
 	return desc.Manifest, desc.MediaType, nil
+}
+
+// classify marks the registry answers a retry cannot change.
+func classify(err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		switch terr.StatusCode {
+		case 404:
+			return fmt.Errorf("%w: %w", host.ErrImageNotFound, err)
+		case 401, 403:
+			return fmt.Errorf("%w: %w", host.ErrImageUnauthorized, err)
+		}
+	}
+	return err
 }
 
 type progressWriter host.ProgressFunc
