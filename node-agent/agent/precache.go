@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"ibu.dev/node-agent/host"
@@ -52,9 +53,11 @@ func (a *Agent) precache(ctx context.Context, r *runState) (any, error) {
 	}
 	job := pullJob{concurrency: a.cfg.PrecacheConcurrency, bestEffort: a.cfg.PrecacheBestEffort}
 	if a.cfg.Services.Precache {
-		plan, err := a.askPrecachePlan(ctx, r, have)
+		plan, err := a.savedPlan(r)
 		if err != nil {
-			return nil, err
+			if plan, err = a.askPrecachePlan(ctx, r, have); err != nil {
+				return nil, err
+			}
 		}
 		for _, img := range plan.Images {
 			if !present[img.Image] {
@@ -112,6 +115,42 @@ func (a *Agent) recordPulls(r *runState, todo []string) error {
 	return os.Rename(tmp, filepath.Join(dir, pullsFile))
 }
 
+// planFile keeps the service's pull plan beside the seed: the plan is
+// taken off a work queue, so an agent restarted mid-pull must find it here
+// (its request, re-sent with the same id, is dropped as a duplicate).
+const planFile = "precache-plan.json"
+
+func (a *Agent) savedPlan(r *runState) (events.PrecachePullRequested, error) {
+	var p events.PrecachePullRequested
+	b, err := os.ReadFile(filepath.Join(a.workDir(r), planFile))
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("saved precache plan: %w", err)
+	}
+	if p.Generation != r.run.Generation {
+		return p, fmt.Errorf("saved precache plan is for generation %d", p.Generation)
+	}
+	return p, nil
+}
+
+func (a *Agent) savePlan(r *runState, p events.PrecachePullRequested) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	dir := a.workDir(r)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("seed work directory: %w", err)
+	}
+	tmp := filepath.Join(dir, planFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("save precache plan: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, planFile))
+}
+
 // askPrecachePlan sends the precache request (with the node's inventory,
 // so the service needs no second round trip) and waits for the service's
 // pull plan on this cluster's node-agent task subject, or for the
@@ -164,7 +203,7 @@ func (a *Agent) askPrecachePlan(ctx context.Context, r *runState, have []string)
 		for wctx.Err() == nil {
 			msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
 			if err != nil {
-				if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+				if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 					continue
 				}
 				answers <- answer{err: fmt.Errorf("wait for the precache plan: %w", err)}
@@ -177,10 +216,15 @@ func (a *Agent) askPrecachePlan(ctx context.Context, r *runState, have []string)
 				continue
 			}
 			p, err := events.DataAs[events.PrecachePullRequested](e)
-			_ = msg.Ack()
 			if err != nil || p.Generation != r.run.Generation {
+				_ = msg.Ack()
 				continue // a plan for another generation is stale
 			}
+			if err := a.savePlan(r, p); err != nil {
+				answers <- answer{err: err} // not acked: the plan is redelivered
+				return
+			}
+			_ = msg.Ack()
 			answers <- answer{plan: p}
 			return
 		}
@@ -427,8 +471,19 @@ func newTracker(now time.Time, job pullJob) *tracker {
 				t.p.BytesTotal += l.SizeBytes
 			}
 		}
+		t.p.BytesTotal += configBytes(img)
 	}
 	return t
+}
+
+// configBytes is the part of an image's size that is not its layers (its
+// config blob).
+func configBytes(img events.PullImage) int64 {
+	n := img.SizeBytes
+	for _, l := range img.Layers {
+		n -= l.SizeBytes
+	}
+	return max(n, 0)
 }
 
 func (t *tracker) add(n int64) {
@@ -463,6 +518,7 @@ func (t *tracker) finished(img events.PullImage, n int64, err error) {
 			t.claimed += l.SizeBytes
 		}
 	}
+	t.claimed += configBytes(img)
 }
 
 // snapshot returns the progress now, and whether it changed since the

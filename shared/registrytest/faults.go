@@ -26,6 +26,30 @@ type faults struct {
 	peak     int
 	served   int64
 	getsBy   map[string]int
+	log      []Request
+}
+
+// Request is one request the registry answered.
+type Request struct {
+	Time   time.Time
+	Method string
+	Path   string
+	Status int // the injected status, or 0 when the registry handled it
+}
+
+// Requests returns every request so far whose path contains pathContains
+// ("" for all), in arrival order.
+func (r *Registry) Requests(pathContains string) []Request {
+	f := r.faults()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Request
+	for _, q := range f.log {
+		if strings.Contains(q.Path, pathContains) {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 type failure struct {
@@ -81,13 +105,17 @@ func (r *Registry) ResetStats() {
 	f := r.faults()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.served, f.peak = 0, f.inFlight
+	f.served, f.peak, f.log = 0, f.inFlight, nil
 }
 
 // shape wraps next with the injected failures, the throttle and counters.
 func (f *faults) shape(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if st := f.injected(req.URL.Path); st != 0 {
+		st := f.injected(req.URL.Path)
+		f.mu.Lock()
+		f.log = append(f.log, Request{Time: time.Now(), Method: req.Method, Path: req.URL.Path, Status: st})
+		f.mu.Unlock()
+		if st != 0 {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(st)
 			_, _ = w.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"injected failure"}]}`))
