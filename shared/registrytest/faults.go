@@ -2,6 +2,7 @@ package registrytest
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -130,12 +131,18 @@ func (f *faults) shape(next http.Handler) http.Handler {
 		f.inFlight++
 		f.peak = max(f.peak, f.inFlight)
 		f.mu.Unlock()
-		defer func() {
-			f.mu.Lock()
-			f.inFlight--
-			f.mu.Unlock()
-		}()
-		next.ServeHTTP(&meteredWriter{ResponseWriter: w, f: f, start: time.Now()}, req)
+		var once sync.Once
+		// A download ends with its last byte written (the client may start
+		// the next one before this handler returns), or with the handler.
+		end := func() {
+			once.Do(func() {
+				f.mu.Lock()
+				f.inFlight--
+				f.mu.Unlock()
+			})
+		}
+		defer end()
+		next.ServeHTTP(&meteredWriter{ResponseWriter: w, f: f, start: time.Now(), end: end, length: -1}, req)
 	})
 }
 
@@ -157,9 +164,17 @@ type meteredWriter struct {
 	f       *faults
 	start   time.Time
 	written int64
+	length  int64 // Content-Length, -1 until known
+	end     func()
 }
 
 func (w *meteredWriter) Write(p []byte) (int, error) {
+	if w.length < 0 {
+		w.length = 0
+		if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil {
+			w.length = n
+		}
+	}
 	const chunk = 32 << 10
 	total := 0
 	for len(p) > 0 {
@@ -174,6 +189,12 @@ func (w *meteredWriter) Write(p []byte) (int, error) {
 			return total, err
 		}
 		p = p[n:]
+		if w.length > 0 && w.written >= w.length {
+			if fl, ok := w.ResponseWriter.(http.Flusher); ok {
+				fl.Flush()
+			}
+			w.end()
+		}
 		if w.f.rate > 0 {
 			// Pace: the bytes written so far may not arrive before
 			// written/rate seconds after the start.
