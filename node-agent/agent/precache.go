@@ -201,7 +201,7 @@ func (a *Agent) askPrecachePlan(ctx context.Context, r *runState, have []string)
 	defer cancel()
 	wg.Go(func() { // the plan
 		for wctx.Err() == nil {
-			msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
+			msg, err := cons.Next(jetstream.FetchContext(wctx))
 			if err != nil {
 				if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 					continue
@@ -231,7 +231,7 @@ func (a *Agent) askPrecachePlan(ctx context.Context, r *runState, have []string)
 	})
 	wg.Go(func() { // the service's refusal
 		for wctx.Err() == nil {
-			msg, err := failures.Next(jetstream.FetchMaxWait(2 * time.Second))
+			msg, err := failures.Next(jetstream.FetchContext(wctx))
 			if err != nil {
 				continue
 			}
