@@ -1,6 +1,8 @@
 package seedsim
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -15,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// ImageSet shapes a synthetic set of container images with layers shared
+// ImageSet shapes a synthetic set of runnable-format container images with layers shared
 // the way a release's images share them: one base layer in every image, a
 // group layer shared by each group of GroupSize images, and one layer of
 // its own per image. Layer contents are pseudo-random (incompressible) and
@@ -40,46 +42,60 @@ type ImageSetResult struct {
 // repo-prefix/img-<i>.
 func (s ImageSet) Push(ctx context.Context, registry, repoPrefix string, rt http.RoundTripper) (ImageSetResult, error) {
 	var res ImageSetResult
-	layer := func(tag string, n int64) (v1.Layer, error) {
+	// A layer is an uncompressed tar holding one file of n pseudo-random
+	// bytes, so a container runtime can unpack it.
+	layer := func(tag string, n int64) (v1.Layer, int64, error) {
 		r := rand.New(rand.NewPCG(s.Seed, uint64(len(tag))*7919+uint64(n)))
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = byte(r.Uint32())
 		}
 		copy(b, tag) // distinct layers even when sizes match
-		return static.NewLayer(b, types.OCILayer), nil
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		if err := tw.WriteHeader(&tar.Header{Name: "data/" + tag, Mode: 0o644, Size: n, Typeflag: tar.TypeReg}); err != nil {
+			return nil, 0, err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return nil, 0, err
+		}
+		if err := tw.Close(); err != nil {
+			return nil, 0, err
+		}
+		return static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer), int64(buf.Len()), nil
 	}
-	base, err := layer("base", s.BaseSize)
+	base, baseSize, err := layer("base", s.BaseSize)
 	if err != nil {
 		return res, err
 	}
-	res.UniqueBytes += s.BaseSize
+	res.UniqueBytes += baseSize
 	groups := map[int]v1.Layer{}
+	groupSizes := map[int]int64{}
 	opts := []remote.Option{remote.WithContext(ctx)}
 	if rt != nil {
 		opts = append(opts, remote.WithTransport(rt))
 	}
 	for i := range s.Count {
 		ls := []v1.Layer{base}
-		size := s.BaseSize
+		size := baseSize
 		if s.GroupSize > 0 && s.GroupBytes > 0 {
 			g := i / s.GroupSize
 			if groups[g] == nil {
-				if groups[g], err = layer(fmt.Sprintf("group-%d", g), s.GroupBytes); err != nil {
+				if groups[g], groupSizes[g], err = layer(fmt.Sprintf("group-%d", g), s.GroupBytes); err != nil {
 					return res, err
 				}
-				res.UniqueBytes += s.GroupBytes
+				res.UniqueBytes += groupSizes[g]
 			}
 			ls = append(ls, groups[g])
-			size += s.GroupBytes
+			size += groupSizes[g]
 		}
-		own, err := layer(fmt.Sprintf("own-%d", i), s.OwnBytes)
+		own, ownSize, err := layer(fmt.Sprintf("own-%d", i), s.OwnBytes)
 		if err != nil {
 			return res, err
 		}
 		ls = append(ls, own)
-		size += s.OwnBytes
-		res.UniqueBytes += s.OwnBytes
+		size += ownSize
+		res.UniqueBytes += ownSize
 		res.NaiveBytes += size
 		img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), ls...)
 		if err != nil {
