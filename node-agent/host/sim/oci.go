@@ -35,6 +35,14 @@ type BlobCache struct {
 
 	mu       sync.Mutex
 	inflight map[string]*fetch
+	fetched  int64 // blob bytes downloaded from registries
+}
+
+// Fetched is how many blob bytes the cache downloaded from registries.
+func (c *BlobCache) Fetched() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetched
 }
 
 type fetch struct {
@@ -123,6 +131,11 @@ func (c *BlobCache) download(ctx context.Context, repo name.Repository, d v1.Has
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("blob cache: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		c.mu.Lock()
+		c.fetched += fi.Size()
+		c.mu.Unlock()
 	}
 	return nil
 }
