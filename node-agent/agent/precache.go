@@ -68,6 +68,7 @@ func (a *Agent) precache(ctx context.Context, r *runState) (any, error) {
 			job.concurrency = plan.Concurrency
 		}
 		job.bestEffort = plan.BestEffort
+		job.maxBytesPerSec = plan.MaxBytesPerSec
 	} else {
 		for _, img := range slices.Compact(slices.Clone(seed.Images)) {
 			if !present[img] {
@@ -264,6 +265,9 @@ type pullJob struct {
 	already     int // needed images the node had before
 	concurrency int
 	bestEffort  bool
+	// maxBytesPerSec caps the node's download rate (0: none). Stores that
+	// report progress as bytes arrive are paced by it; the CRI is not.
+	maxBytesPerSec int64
 }
 
 // precacheOutput is the Precache step's journaled result.
@@ -326,6 +330,14 @@ func (a *Agent) pull(ctx context.Context, r *runState, job pullJob) (any, error)
 		}
 	}()
 
+	progress := host.ProgressFunc(tr.add)
+	if job.maxBytesPerSec > 0 {
+		pace := &pacer{rate: float64(job.maxBytesPerSec)}
+		progress = func(n int64) {
+			tr.add(n)
+			pace.wait(ctx, n) // blocking here slows the download that reports
+		}
+	}
 	var (
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, max(job.concurrency, 1))
@@ -340,7 +352,7 @@ func (a *Agent) pull(ctx context.Context, r *runState, job pullJob) (any, error)
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			n, err := a.pullOne(ctx, img, pool, tr.add)
+			n, err := a.pullOne(ctx, img, pool, progress)
 			tr.finished(img, n, err)
 		})
 	}
@@ -544,4 +556,31 @@ func (t *tracker) failures() []events.ImageFailure {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.Clone(t.fails)
+}
+
+// pacer spaces byte counts to a rate shared by every pull of the node.
+type pacer struct {
+	mu   sync.Mutex
+	rate float64 // bytes per second
+	next time.Time
+}
+
+func (p *pacer) wait(ctx context.Context, n int64) {
+	p.mu.Lock()
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	p.next = p.next.Add(time.Duration(float64(n) / p.rate * float64(time.Second)))
+	d := p.next.Sub(now)
+	p.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

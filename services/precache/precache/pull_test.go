@@ -264,3 +264,24 @@ func own(t *testing.T, image string) string {
 	}
 	return m.Layers[len(m.Layers)-1].Digest.String()
 }
+
+// The plan's byte rate caps the node's downloads.
+func TestMaxBytesPerSecPacesTheNode(t *testing.T) {
+	const limit = 2 << 20
+	r := newRig(t, rigOptions{set: seedsim.ImageSet{Count: 4, BaseSize: 256 << 10, OwnBytes: 256 << 10, Seed: 6},
+		service: precache.Config{Name: "paced", MaxBytesPerSec: limit}})
+	n := r.node("sno-paced", false, nil)
+	n.start()
+	n.prep()
+	if st := n.wait(30*time.Second, "Prep ended", prepEnded); st.State != stages.Completed {
+		t.Fatalf("Prep %s: %s", st.State, st.Message)
+	}
+	done, ok := lastEvent[events.PrecacheCompleted](n)
+	if !ok {
+		t.Fatal("no completed event")
+	}
+	// ~1.3 MiB at 2 MiB/s cannot take less than ~0.6s (the first chunk is free).
+	if min := time.Duration(float64(r.set.UniqueBytes-(64<<10)) / limit * float64(time.Second)); time.Duration(done.DurationMs)*time.Millisecond < min {
+		t.Errorf("pulled %d bytes in %dms: faster than %d B/s", r.set.UniqueBytes, done.DurationMs, limit)
+	}
+}
