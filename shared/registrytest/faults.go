@@ -132,8 +132,9 @@ func (f *faults) shape(next http.Handler) http.Handler {
 		f.peak = max(f.peak, f.inFlight)
 		f.mu.Unlock()
 		var once sync.Once
-		// A download ends with its last byte written (the client may start
-		// the next one before this handler returns), or with the handler.
+		// A download ends as its last bytes are written (the client may
+		// start the next one before this handler returns), or with the
+		// handler.
 		end := func() {
 			once.Do(func() {
 				f.mu.Lock()
@@ -179,6 +180,13 @@ func (w *meteredWriter) Write(p []byte) (int, error) {
 	total := 0
 	for len(p) > 0 {
 		n := min(len(p), chunk)
+		if w.length > 0 && w.written+int64(n) >= w.length {
+			// The download ends before its last bytes go out: the client
+			// cannot start its next download (after it has them) before
+			// this one stops counting, so the peak never counts one
+			// download twice however the goroutines are scheduled.
+			w.end()
+		}
 		m, err := w.ResponseWriter.Write(p[:n])
 		total += m
 		w.written += int64(m)
@@ -189,12 +197,6 @@ func (w *meteredWriter) Write(p []byte) (int, error) {
 			return total, err
 		}
 		p = p[n:]
-		if w.length > 0 && w.written >= w.length {
-			if fl, ok := w.ResponseWriter.(http.Flusher); ok {
-				fl.Flush()
-			}
-			w.end()
-		}
 		if w.f.rate > 0 {
 			// Pace: the bytes written so far may not arrive before
 			// written/rate seconds after the start.
