@@ -65,6 +65,7 @@ bench: kube-bins
 	$(GO) run ./test/cmd/fleetbench --clusters $${IBU_FLEET_SIZES:-100,1000}
 	$(GO) test -run '^$$' -bench BenchmarkDashboard -benchtime 1x -count 1 ./test/observability/
 	$(GO) test -run '^$$' -bench BenchmarkRound -benchtime 50x -count 1 ./services/health/health/
+	$(GO) test -run '^$$' -bench 'BenchmarkPrecache(Node|Fleet)$$' -benchtime 1x -count 1 ./services/precache/precache/
 
 ## fuzz: run the decoders' fuzzers for a while (their seed corpora run in `make test`)
 FUZZTIME ?= 60s

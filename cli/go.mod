@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	ibu.dev/node-agent => ../node-agent
+	ibu.dev/services/precache => ../services/precache
 	ibu.dev/services/scheduler => ../services/scheduler
 	ibu.dev/shared => ../shared
 )
@@ -15,6 +16,7 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0
 	go.yaml.in/yaml/v3 v3.0.5
 	ibu.dev/node-agent v0.0.0-00010101000000-000000000000
+	ibu.dev/services/precache v0.0.0-00010101000000-000000000000
 	ibu.dev/services/scheduler v0.0.0-00010101000000-000000000000
 	ibu.dev/shared v0.0.0-00010101000000-000000000000
 )

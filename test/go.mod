@@ -5,6 +5,7 @@ go 1.26.0
 replace (
 	ibu.dev/cli => ../cli
 	ibu.dev/node-agent => ../node-agent
+	ibu.dev/services/precache => ../services/precache
 	ibu.dev/services/scheduler => ../services/scheduler
 	ibu.dev/shared => ../shared
 )
@@ -79,6 +80,7 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.83.2 // indirect
+	ibu.dev/services/precache v0.0.0-00010101000000-000000000000 // indirect
 )
 
 // fleetbench builds ibuctl to run the hub as a process of its own.

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/host/sim"
 	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/services/scheduler/scheduler"
@@ -53,6 +54,10 @@ type demo struct {
 
 	mu  sync.Mutex
 	gen map[string]int64
+
+	images                    seedsim.ImageSetResult // the release's images, pushed with the seed
+	blobs                     *sim.BlobCache         // the simulated nodes' shared blob store
+	regHost, regUser, regPass string
 }
 
 const (
@@ -155,6 +160,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	if err != nil {
 		return err
 	}
+	d.precacheSummary(*clusters)
 	if err := d.badInput(ctx); err != nil {
 		return err
 	}
@@ -190,10 +196,21 @@ func (d *demo) say(section, format string, args ...any) {
 // seed builds a synthetic seed image, shows that a wrong password is
 // refused, pushes it, and reads its metadata back without pulling a layer.
 func (d *demo) seed(ctx context.Context, reg *localRegistry) (seedimage.Summary, error) {
-	synth, err := seedsim.New("4.16.9", 125)
+	synth, err := seedsim.New("4.16.9", 0)
 	if err != nil {
 		return seedimage.Summary{}, err
 	}
+	// The release's container images, for precache: real images in the
+	// registry that share a base layer and a layer per group of 25.
+	set, err := seedsim.ImageSet{Count: 125, BaseSize: 256 << 10, GroupSize: 25, GroupBytes: 64 << 10, OwnBytes: 16 << 10, Seed: 1}.
+		Push(ctx, reg.host(), "ocp-release", basicAuth{user: reg.user, pass: reg.pass})
+	if err != nil {
+		return seedimage.Summary{}, fmt.Errorf("push the release images: %w", err)
+	}
+	d.images = set
+	d.regHost, d.regUser, d.regPass = reg.host(), reg.user, reg.pass
+	synth.Images = set.Images
+	d.say("seed", "pushed %d release images (%.1f MiB in all, %.1f MiB of distinct layers)", len(set.Images), mib(set.NaiveBytes), mib(set.UniqueBytes))
 	img, err := synth.Build()
 	if err != nil {
 		return seedimage.Summary{}, err
@@ -245,6 +262,9 @@ type fleetOptions struct {
 
 func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions) ([]clusterResult, error) {
 	n, dir := o.n, o.dir
+	if err := d.startPrecache(ctx, filepath.Join(dir, "blob-store")); err != nil {
+		return nil, err
+	}
 	failEvery := 0
 	if o.failureRate > 0 {
 		failEvery = max(1, int(1/o.failureRate+0.5))
@@ -269,11 +289,19 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 		spoke := simspoke.New(agent.Config{
 			ClusterID: id, Version: version, Fingerprint: fp, Labels: map[string]string{"site": "cell-" + id[len(id)-2:]},
 			SeedOptions: d.seedAuth, HeartbeatInterval: time.Second, AgentVersion: "demo",
+			Services: agent.Services{Precache: true}, ProgressInterval: 200 * time.Millisecond,
 		}, filepath.Join(dir, id), "rhcos")
 		spoke.RebootDelay, spoke.Logger, spoke.Tracer = o.rebootDelay, d.log, d.tracer
-		spoke.Images = sim.NewImages(o.pullDelay, 48<<20)
 		if failEvery > 0 && (i+1)%failEvery == 0 {
-			spoke.Images.FailPull(seed.Images[i%len(seed.Images)], errors.New("simulated registry error: manifest unknown"))
+			// A cluster whose pulls fail: the counting store, one image refused.
+			spoke.Images = sim.NewImages(o.pullDelay, 48<<20)
+			spoke.Images.FailPull(seed.Images[i%len(seed.Images)], fmt.Errorf("simulated registry error: %w: manifest unknown", host.ErrImageNotFound))
+		} else {
+			store, err := sim.NewOCIImages(d.blobs, filepath.Join(dir, id, "images"))
+			if err != nil {
+				return nil, err
+			}
+			spoke.Store = store
 		}
 		wg.Go(func() {
 			if err := spoke.Run(ctx, d.js); err != nil {

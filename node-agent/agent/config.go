@@ -47,6 +47,20 @@ type Config struct {
 	ServiceTimeout time.Duration
 	// PrecacheConcurrency is the number of parallel image pulls (default 10).
 	PrecacheConcurrency int
+	// PrecacheBestEffort lets Prep complete when images fail to pull; the
+	// failures are listed in the status and the completed event.
+	PrecacheBestEffort bool
+	// RegistryMappings rewrite the seed's image references to this site's
+	// mirrors (sent to the precache service with the request).
+	RegistryMappings []events.RegistryMapping
+	// PullAttempts per image before it counts as failed (default 5), with
+	// exponential backoff from PullBackoff (default 2s, doubling, at most
+	// a minute, ±20% jitter). A missing image fails at once.
+	PullAttempts int
+	PullBackoff  time.Duration
+	// ProgressInterval bounds precache progress reports (status writes and
+	// progress events) to one per interval (default 2s).
+	ProgressInterval time.Duration
 }
 
 // Services lists the hub services that answer this cluster's tasks.
@@ -97,6 +111,15 @@ func (c *Config) defaults() error {
 	}
 	if c.PrecacheConcurrency <= 0 {
 		c.PrecacheConcurrency = 10
+	}
+	if c.PullAttempts <= 0 {
+		c.PullAttempts = 5
+	}
+	if c.PullBackoff <= 0 {
+		c.PullBackoff = 2 * time.Second
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = 2 * time.Second
 	}
 	if c.AgentVersion == "" {
 		c.AgentVersion = "dev"

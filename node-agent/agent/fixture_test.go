@@ -148,7 +148,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	cfg := agent.Config{
 		ClusterID: cluster, Version: "4.14.38", Fingerprint: testFingerprint(), Labels: map[string]string{"site": "a"},
 		SeedOptions: []seedimage.Option{seedimage.WithAuthFile(authFile)}, HeartbeatInterval: time.Hour,
-		Services: o.services, ServiceTimeout: 20 * time.Second,
+		Services: o.services, ServiceTimeout: 20 * time.Second, PullBackoff: 5 * time.Millisecond, ProgressInterval: 20 * time.Millisecond,
 	}
 	spoke := simspoke.New(cfg, t.TempDir(), oldRoot)
 	spoke.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

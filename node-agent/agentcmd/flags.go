@@ -46,6 +46,7 @@ const (
 
 	ImageStoreSim  = "sim"
 	ImageStoreNone = "none"
+	ImageStoreCRI  = "cri"
 )
 
 // Config is the parsed command line.
@@ -59,7 +60,7 @@ type Config struct {
 	StreamReplicas int
 
 	Backend    string // BackendOstree or BackendSim
-	ImageStore string // ImageStoreSim or ImageStoreNone
+	ImageStore string // ImageStoreSim, ImageStoreNone or ImageStoreCRI
 	Sysroot    string // host path of the ostree sysroot
 	HostRoot   string // where the host's / is mounted here ("" = this is the host)
 	// JournalDir and WorkDir are paths of this process. With the sim
@@ -72,6 +73,13 @@ type Config struct {
 	Fingerprint  fingerprint.Fingerprint
 	SeedAuthFile string
 	Services     agent.Services
+
+	// Precache (see precache_flags.go).
+	CRIEndpoint        string
+	PullAuthFile       string
+	PrecacheBestEffort bool
+	RegistryMappings   []events.RegistryMapping
+	PullConcurrency    int
 
 	Heartbeat          time.Duration
 	InitMonitorTimeout time.Duration
@@ -106,7 +114,7 @@ func options() []option {
 		{name: "nats-ca", env: "IBU_NATS_CA", arg: "FILE", help: "PEM CA bundle that signed the NATS server's TLS certificate"},
 		{name: "stream-replicas", env: "IBU_STREAM_REPLICAS", arg: "N", def: "1", help: "replicas of the streams and buckets the agent creates when the hub has none yet (1-5; existing ones are left alone)"},
 		{name: "backend", env: "IBU_BACKEND", arg: "ostree|sim", def: BackendOstree, help: "host backend: ostree (the real host: ostree CLI, systemctl reboot, kernel boot id) or sim (a simulated host in this process that reboots after --sim-reboot-delay)"},
-		{name: "image-store", env: "IBU_IMAGE_STORE", arg: "sim|none", shown: "none with ostree, sim with sim", help: "node image store for precache: none fails every precache step (the CRI backend lands with the precache service); sim pretends to pull"},
+		{name: "image-store", env: "IBU_IMAGE_STORE", arg: "cri|sim|none", shown: "cri with ostree, sim with sim", help: "node image store for precache: cri pulls through the container runtime's CRI image service (--cri-endpoint); none fails every precache step; sim pretends to pull"},
 		{name: "sysroot", env: "IBU_SYSROOT", arg: "DIR", def: "/sysroot", help: "the ostree sysroot, as a host path"},
 		{name: "host-root", env: "IBU_HOST_ROOT", arg: "DIR", help: "where the host's / is mounted in this container (e.g. /host): ostree and systemctl then run via chroot DIR, and host paths are opened under DIR"},
 		{name: "journal-dir", env: "IBU_JOURNAL_DIR", arg: "DIR", shown: "<host-root><sysroot>/ostree/ibu-agent/journal; sim: <sim-dir>/journal", help: "the step journal. It must be on the physical root, outside both stateroots' /etc and /var, so that the agent finds the run to resume whichever stateroot it boots in (after the pivot, or after a rollback)"},
@@ -129,6 +137,11 @@ func options() []option {
 		{name: "log-level", env: "IBU_LOG_LEVEL", arg: "LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", env: "IBU_LOG_FORMAT", arg: "json|text", def: "json", help: "log format on standard error"},
 		{name: "metrics-listen", env: "IBU_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics on http://HOST:PORT/metrics (stage and step durations, precache bytes and images, events handled, NATS reconnects); empty: none"},
+		{name: "cri-endpoint", env: "IBU_CRI_ENDPOINT", arg: "URL", def: "unix:///var/run/crio/crio.sock", help: "the container runtime's CRI socket, for --image-store cri"},
+		{name: "pull-auth-file", env: "IBU_PULL_AUTH_FILE", arg: "FILE", help: "docker config.json with the node's pull secret for precache pulls (default: the runtime's own credentials)"},
+		{name: "precache-best-effort", env: "IBU_PRECACHE_BEST_EFFORT", boolean: true, def: "false", help: "Prep completes when images fail to pull; the failures are listed in the status and events"},
+		{name: "registry-mappings", env: "IBU_REGISTRY_MAPPINGS", arg: "FROM=TO,...", help: "this site's mirrors: image references starting with FROM (a registry or repository prefix) are pulled from TO"},
+		{name: "pull-concurrency", env: "IBU_PULL_CONCURRENCY", arg: "N", def: "10", help: "parallel image pulls on this node (1-100; the fleet's pull budget may hold them back)"},
 		{name: "sim-stateroot", env: "IBU_SIM_STATEROOT", arg: "NAME", def: "rhcos", help: "sim backend: the stateroot the simulated host boots first"},
 		{name: "sim-dir", env: "IBU_SIM_DIR", arg: "DIR", shown: "a new temporary directory, removed at exit", help: "sim backend: the simulated host's files (journal, work, stateroot /etc and /var); its deployments live in memory, so keep a directory across runs only to inspect it"},
 		{name: "sim-reboot-delay", env: "IBU_SIM_REBOOT_DELAY", arg: "DURATION", def: "2s", help: "sim backend: how long a simulated reboot takes"},
@@ -329,12 +342,12 @@ func (p *parser) config() Config {
 	c.Backend = p.oneOf("backend", BackendOstree, BackendSim)
 	c.ImageStore = p.str("image-store")
 	if !p.given("image-store") {
-		c.ImageStore = ImageStoreNone
+		c.ImageStore = ImageStoreCRI
 		if c.Backend == BackendSim {
 			c.ImageStore = ImageStoreSim
 		}
 	} else {
-		c.ImageStore = p.oneOf("image-store", ImageStoreSim, ImageStoreNone)
+		c.ImageStore = p.oneOf("image-store", ImageStoreCRI, ImageStoreSim, ImageStoreNone)
 		if c.Backend == BackendSim && c.ImageStore == ImageStoreNone {
 			p.bad("image-store", "the sim backend has only the sim image store; drop the flag or use --backend ostree")
 		}
@@ -383,6 +396,7 @@ func (p *parser) config() Config {
 
 	c.SeedAuthFile = p.authFile("seed-auth-file")
 	c.Services = p.services("services")
+	p.precache(&c)
 	c.Heartbeat = p.duration("heartbeat")
 	c.InitMonitorTimeout = p.duration("init-monitor-timeout")
 	c.LogLevel = p.logLevel("log-level")

@@ -28,7 +28,8 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := agentcmd.Config{
 		ClusterID: "sno-1", NATSURL: "nats://127.0.0.1:4222", StreamReplicas: 1,
-		Backend: "ostree", ImageStore: "none", Sysroot: "/sysroot",
+		Backend: "ostree", ImageStore: "cri", Sysroot: "/sysroot",
+		CRIEndpoint: "unix:///var/run/crio/crio.sock", PullConcurrency: 10,
 		JournalDir: "/sysroot/ostree/ibu-agent/journal", WorkDir: "/sysroot/ostree/ibu-agent/work",
 		Fingerprint: fingerprint.Fingerprint{Architecture: runtime.GOARCH, Platform: "None", NetworkType: "OVNKubernetes",
 			IPFamily: fingerprint.IPv4, ContainerStorage: fingerprint.StorageSeparatePartition},
@@ -176,7 +177,9 @@ func TestParseRefuses(t *testing.T) {
 		{"replicas zero", append(ok, "--stream-replicas", "0"), nil, []string{"--stream-replicas", "1 to 5"}},
 		{"replicas not a number", append(ok, "--stream-replicas", "three"), nil, []string{"--stream-replicas", "1 to 5"}},
 		{"backend", append(ok, "--backend", "docker"), nil, []string{"--backend", `"docker"`, "ostree, sim"}},
-		{"image store", append(ok, "--image-store", "cri"), nil, []string{"--image-store", "sim, none"}},
+		{"image store", append(ok, "--image-store", "docker"), nil, []string{"--image-store", "cri, sim, none"}},
+		{"cri endpoint", append(ok, "--cri-endpoint", "tcp://node:1234"), nil, []string{"--cri-endpoint", "unix socket"}},
+		{"registry mapping", append(ok, "--registry-mappings", "quay.io"), nil, []string{"--registry-mappings", "FROM=TO"}},
 		{"sim with no image store", append(ok, "--backend", "sim", "--version", "4.16.3", "--image-store", "none"), nil, []string{"--image-store", "sim backend"}},
 		{"relative sysroot", append(ok, "--sysroot", "sysroot"), nil, []string{"--sysroot", "absolute path"}},
 		{"host root missing", append(ok, "--host-root", filepath.Join(dir, "nohost")), nil, []string{"--host-root", "not a directory"}},

@@ -10,7 +10,7 @@ import (
 
 // ErrNoImageStore is what every precache step fails with under
 // --image-store none.
-var ErrNoImageStore = errors.New("no image store configured (the CRI backend lands with the precache service)")
+var ErrNoImageStore = errors.New("no image store configured (--image-store none)")
 
 // NoImageStore is the host.ImageStore of --image-store none: it holds
 // nothing and pulls nothing, so precache fails with ErrNoImageStore rather

@@ -136,15 +136,18 @@ type backend struct {
 
 func newBackend(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvider, mp metric.MeterProvider) (*backend, error) {
 	acfg := agent.Config{
-		ClusterID:          cfg.ClusterID,
-		Labels:             cfg.Labels,
-		Version:            cfg.Version,
-		Fingerprint:        cfg.Fingerprint,
-		AgentVersion:       agentVersion(),
-		WorkDir:            cfg.WorkDir,
-		Services:           cfg.Services,
-		HeartbeatInterval:  cfg.Heartbeat,
-		InitMonitorTimeout: cfg.InitMonitorTimeout,
+		ClusterID:           cfg.ClusterID,
+		Labels:              cfg.Labels,
+		Version:             cfg.Version,
+		Fingerprint:         cfg.Fingerprint,
+		AgentVersion:        agentVersion(),
+		WorkDir:             cfg.WorkDir,
+		Services:            cfg.Services,
+		HeartbeatInterval:   cfg.Heartbeat,
+		InitMonitorTimeout:  cfg.InitMonitorTimeout,
+		PrecacheConcurrency: cfg.PullConcurrency,
+		PrecacheBestEffort:  cfg.PrecacheBestEffort,
+		RegistryMappings:    cfg.RegistryMappings,
 	}
 	if cfg.SeedAuthFile != "" {
 		acfg.SeedOptions = append(acfg.SeedOptions, seedimage.WithAuthFile(cfg.SeedAuthFile))
@@ -177,8 +180,13 @@ func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog
 		log.Warn("the booted commit's version wins over --version", "commitVersion", booted.Version, "flag", cfg.Version)
 	}
 	var images host.ImageStore = NoImageStore{}
-	if cfg.ImageStore == ImageStoreSim {
+	switch cfg.ImageStore {
+	case ImageStoreSim:
 		images = sim.NewImages(0, 0)
+	case ImageStoreCRI:
+		if images, err = criStore(cfg); err != nil {
+			return nil, err
+		}
 	}
 	rebooter := systemd.New(ropts...)
 	return &backend{

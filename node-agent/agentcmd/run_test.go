@@ -142,7 +142,7 @@ func TestNoImageStore(t *testing.T) {
 		t.Errorf("Inventory err = %v", err)
 	}
 	_, err := s.Pull(t.Context(), "quay.io/x/y@sha256:"+strings.Repeat("0", 64))
-	if !errors.Is(err, agentcmd.ErrNoImageStore) || !strings.Contains(err.Error(), "no image store configured (the CRI backend lands with the precache service)") {
+	if !errors.Is(err, agentcmd.ErrNoImageStore) || !strings.Contains(err.Error(), "no image store configured (--image-store none)") {
 		t.Errorf("Pull err = %v", err)
 	}
 	if err := s.Remove(t.Context(), "x"); err != nil {

@@ -24,9 +24,12 @@ import (
 
 // Spoke is one simulated cluster: its host, image store and agent settings.
 type Spoke struct {
-	Config      agent.Config
-	Host        *sim.Host
-	Images      *sim.Images
+	Config agent.Config
+	Host   *sim.Host
+	Images *sim.Images
+	// Store, when set, is the image store instead of Images (a
+	// sim.OCIImages pulling real images through a shared blob cache).
+	Store       host.ImageStore
 	JournalDir  string
 	RebootDelay time.Duration
 	Logger      *slog.Logger
@@ -62,9 +65,13 @@ func (s *Spoke) Once(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
+	var images host.ImageStore = s.Images
+	if s.Store != nil {
+		images = s.Store
+	}
 	a, err := agent.New(s.Config, agent.Deps{
 		JS: js, Stateroots: s.Host.Stateroots(), Rebooter: s.Host.Rebooter(s.RebootDelay),
-		Boot: s.Host, Images: s.Images, Journal: j, Logger: s.Logger, StepHook: s.StepHook, Tracer: s.Tracer, Meter: s.Meter,
+		Boot: s.Host, Images: images, Journal: j, Logger: s.Logger, StepHook: s.StepHook, Tracer: s.Tracer, Meter: s.Meter,
 	})
 	if err != nil {
 		return err

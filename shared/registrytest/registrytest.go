@@ -27,6 +27,8 @@ type Registry struct {
 
 	user, password string
 
+	f *faults // traffic shaping and fault injection (faults.go)
+
 	mu      sync.Mutex
 	uploads []string // digests of completed blob uploads, in order
 	gets    []string // digests of blob GETs, in order
@@ -50,7 +52,7 @@ func Start(t testing.TB, opts ...Option) *Registry {
 	}
 	// registry.Logger(nil) panics, so discard explicitly.
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(r.wrap(reg))
+	srv := httptest.NewServer(r.faults().shape(r.wrap(reg)))
 	t.Cleanup(srv.Close)
 	r.Host = strings.TrimPrefix(srv.URL, "http://")
 	return r

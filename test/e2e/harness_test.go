@@ -79,7 +79,7 @@ func newFleet(t *testing.T, n int, prepare func(id string, s *simspoke.Spoke)) *
 		}
 		s := simspoke.New(agent.Config{ClusterID: id, Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
 			Labels: map[string]string{"ring": ring}, SeedOptions: []seedimage.Option{auth},
-			HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second}, filepath.Join(t.TempDir(), id), "rhcos")
+			HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second, PullBackoff: 10 * time.Millisecond}, filepath.Join(t.TempDir(), id), "rhcos")
 		s.Logger = f.log
 		if prepare != nil {
 			prepare(id, s)
