@@ -3,7 +3,6 @@ package observability
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/color/palette"
@@ -19,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"ibu.dev/cli/dashboard"
+	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/seedimage/seedsim"
 )
@@ -67,7 +67,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	bad := synth.Images[2]
 	f := newFleet(t, fleetConfig{n: 3, prepare: func(id string, s *simspoke.Spoke) {
 		if id == "sno-002" {
-			s.Images.FailPull(bad, errors.New("simulated registry error: manifest unknown"))
+			s.Images.FailPull(bad, fmt.Errorf("simulated registry error: manifest unknown: %w", host.ErrImageNotFound))
 		}
 	}})
 

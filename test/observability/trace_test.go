@@ -3,7 +3,7 @@ package observability
 import (
 	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natstest"
@@ -43,7 +44,7 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 	const failing = "sno-004"
 	f := newFleet(t, fleetConfig{n: 4, tracers: &tr, metrics: metrics, prepare: func(id string, s *simspoke.Spoke) {
 		if id == failing {
-			s.Images.FailPull(synth.Images[3], errors.New("simulated registry error: manifest unknown"))
+			s.Images.FailPull(synth.Images[3], fmt.Errorf("simulated registry error: manifest unknown: %w", host.ErrImageNotFound))
 		}
 	}})
 	good := f.ids[:3]
