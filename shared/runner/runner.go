@@ -118,6 +118,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, run func(ctx context
 	}
 	h.SetReady(true)
 	log.Info("ready")
+	if !cfg.SkipTopology {
+		// Every hub service reaps what a spoke's watch right lets it
+		// leave behind on the buckets (bus.ReapDurables).
+		go bus.ReapDurablesEvery(ctx, js, time.Minute, log)
+	}
 	err = run(ctx, &Service{Config: cfg, Conn: nc, JS: js, Log: log, Tracer: tp})
 	h.SetReady(false)
 	switch {

@@ -1,0 +1,59 @@
+package bus_test
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"ibu.dev/shared/bus"
+)
+
+// A rollup header on one cluster's status key must not wipe the others'
+// (a spoke may write its own key, with any headers).
+func TestStatusBucketRefusesRollups(t *testing.T) {
+	_, _, js := setup(t)
+	ctx := t.Context()
+	for _, bucket := range []string{bus.BucketStatus, bus.BucketClusters} {
+		kv, err := js.KeyValue(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, "c2", []byte(`{"other":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		m := nats.NewMsg("$KV." + bucket + ".c1")
+		m.Header.Set("Nats-Rollup", "all")
+		m.Data = []byte(`{}`)
+		if _, err := js.PublishMsg(ctx, m); err == nil {
+			t.Fatalf("%s accepted a rollup", bucket)
+		}
+		if _, err := kv.Get(ctx, "c2"); err != nil {
+			t.Fatalf("%s/c2 after a refused rollup: %v", bucket, err)
+		}
+		st, err := js.Stream(ctx, "KV_"+bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := st.CachedInfo().Config; !c.DenyPurge || c.AllowRollup || !c.AllowDirect {
+			t.Fatalf("%s: deny purge %v, allow rollup %v, allow direct %v", bucket, c.DenyPurge, c.AllowRollup, c.AllowDirect)
+		}
+	}
+}
+
+func TestReapDurablesOnBuckets(t *testing.T) {
+	_, _, js := setup(t)
+	ctx := t.Context()
+	if _, err := js.CreateOrUpdateConsumer(ctx, "KV_"+bus.BucketDesired, jetstream.ConsumerConfig{
+		Durable: "sneaky", FilterSubject: "$KV." + bus.BucketDesired + ".c1", DeliverSubject: "elsewhere.c1",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := bus.ReapDurables(ctx, js, nil)
+	if err != nil || n != 1 {
+		t.Fatalf("ReapDurables = %d, %v; want 1", n, err)
+	}
+	if _, err := js.Consumer(ctx, "KV_"+bus.BucketDesired, "sneaky"); err == nil {
+		t.Fatal("durable still there")
+	}
+}
