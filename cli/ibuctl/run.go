@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"plan":     {"list, get, pause, resume or abort plans", runPlan},
 		"status":   {"show active plans, or one plan's progress live (--watch)", runStatus},
 		"clusters": {"list the cluster inventory with each cluster's stage", runClusters},
+		"creds":    {"NATS credentials: init the hub's trust, issue a cluster's or a service's, revoke, server config", runCreds},
 	}
 }
 
