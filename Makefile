@@ -9,7 +9,7 @@ SHARED   = ./shared/...
 OTHERS   = $(filter-out $(CURDIR)/shared/...,$(MODULES))
 TESTFLAGS ?=
 
-.PHONY: all build test test-shared test-others lint fmt vet bench fuzz demo tidy clean
+.PHONY: all build test test-shared test-others lint fmt vet bench fuzz demo tidy clean images chart
 
 all: lint build test
 
@@ -57,6 +57,13 @@ fuzz:
 ## demo: the main job on an embedded NATS, in one process
 demo:
 	$(GO) run ./cli/cmd/ibuctl demo
+
+## images: an OCI image (linux/amd64+arm64 index) of every service and the
+## agent, reproducible, into $(BIN)/images/<name> or, with REGISTRY=host/path,
+## pushed there (credentials from the docker config; INSECURE=1 for HTTP)
+REGISTRY ?=
+images:
+	$(GO) run ./deploy/cmd/ibu-images --out $(BIN)/images $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(INSECURE),--insecure)
 
 ## tidy: go mod tidy in every module (tidy ignores go.work; each module has a replace for shared)
 tidy:
