@@ -81,6 +81,11 @@ REGISTRY ?=
 images:
 	$(GO) run ./deploy/cmd/ibu-images --out $(BIN)/images $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(INSECURE),--insecure)
 
+## chart: lint charts/ibu and charts/ibu-agent with the Helm SDK (templates
+## and values.schema.json) and package them into $(BIN)/charts
+chart:
+	$(GO) run ./deploy/cmd/ibu-chart --charts charts --out $(BIN)/charts
+
 ## tidy: go mod tidy in every module (tidy ignores go.work; each module has a replace for shared)
 tidy:
 	@for m in $$($(GO) list -f '{{.Dir}}' -m); do (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; done
