@@ -201,6 +201,19 @@ func BenchmarkHubSpokes(b *testing.B) {
 	})
 	connMem := srv.settledMem(b)
 
+	// For comparison: what one core subscription per spoke costs (the
+	// alternative to a per-spoke JetStream consumer: the desired bucket
+	// republishing each write to a subject the spoke subscribes to).
+	for _, s := range spokes {
+		if _, err := s.nc.SubscribeSync(natsauth.SpokeInboxPrefix(s.id) + ".desired"); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.nc.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	subMem := srv.settledMem(b)
+
 	// Every spoke watches its own key, as the agent does.
 	seen := make([]chan time.Time, n)
 	for i, s := range spokes {
@@ -266,10 +279,12 @@ func BenchmarkHubSpokes(b *testing.B) {
 	slices.Sort(delays)
 	p := func(q float64) time.Duration { return delays[int(q*float64(n-1))] }
 	perConn := float64(connMem-base) / float64(n) / 1024
-	perWatch := float64(watchMem-connMem) / float64(n) / 1024
+	perSub := float64(subMem-connMem) / float64(n) / 1024
+	perWatch := float64(watchMem-subMem) / float64(n) / 1024
 	fmt.Printf("spokes: %d (own JWT credentials, one connection and one desired-key watch each)\n", n)
 	fmt.Printf("spoke-mem: %.1f KiB/spoke (connection %.1f KiB + watch consumer %.1f KiB; server %d MiB with the fleet, %d MiB without)\n",
 		perConn+perWatch, perConn, perWatch, watchMem>>20, base>>20)
+	fmt.Printf("core-sub-mem: %.1f KiB/spoke (one core subscription, the alternative to the watch consumer)\n", perSub)
 	fmt.Printf("desired-p99: %.1f ms (p50 %.1f ms, max %.1f ms; %d desired writes at once by 32 writers)\n",
 		ms(p(0.99)), ms(p(0.50)), ms(delays[n-1]), n)
 	b.ReportMetric(perConn+perWatch, "KiB/spoke")
