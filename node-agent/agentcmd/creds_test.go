@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"ibu.dev/node-agent/agentcmd"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natsauth"
@@ -76,4 +78,44 @@ func TestRunWithClusterCredentials(t *testing.T) {
 			t.Fatal("sno-2's status written with sno-1's credentials")
 		}
 	})
+}
+
+// The same over TLS: the agent trusts the hub's CA (--nats-ca); a client
+// without it is refused.
+func TestRunWithClusterCredentialsOverTLS(t *testing.T) {
+	h := natstest.StartTLSAuthHub(t)
+	creds := h.SpokeCreds(t, "sno-tls")
+	if nc, err := nats.Connect(h.URL(), nats.UserCredentials(creds)); err == nil {
+		nc.Close()
+		t.Fatal("connected over TLS without the CA")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- agentcmd.Run(ctx, []string{
+			"--cluster-id", "sno-tls", "--backend", "sim", "--version", "4.16.3",
+			"--sim-dir", t.TempDir(), "--log-format", "text",
+			"--nats-creds", creds, "--nats-ca", h.CAFile, "--nats-inbox-prefix", natsauth.SpokeInboxPrefix("sno-tls"),
+		}, envOf(map[string]string{"NATS_URL": h.URL(), "OTEL_TRACES_EXPORTER": "none"}), &syncBuffer{}, &stderr)
+	}()
+	status, err := h.JS.KeyValue(ctx, bus.BucketStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.WaitFor(t, 30*time.Second, "sno-tls Idle over TLS", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("agent stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+		e, err := status.Get(ctx, "sno-tls")
+		var st state.Status
+		return err == nil && json.Unmarshal(e.Value(), &st) == nil && st.Position == stages.IdlePosition
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
 }

@@ -23,11 +23,25 @@ type AuthHub struct {
 	Trust *natsauth.Trust
 	// JS is a hub service's connection, with the topology ensured.
 	JS jetstream.JetStream
+	// CAFile is the TLS CA clients need (StartTLSAuthHub), "" without TLS.
+	CAFile string
 }
 
 // StartAuthHub starts a server that trusts a new natsauth.Trust, connects
 // as a hub service and ensures ibu's streams and buckets.
-func StartAuthHub(t testing.TB) *AuthHub {
+func StartAuthHub(t testing.TB) *AuthHub { return startAuthHub(t, nil) }
+
+// StartTLSAuthHub is StartAuthHub on a server that requires TLS (see TLS);
+// CAFile is the CA clients need.
+func StartTLSAuthHub(t testing.TB) *AuthHub {
+	t.Helper()
+	configure, ca := TLS(t)
+	h := startAuthHub(t, configure, nats.RootCAs(ca))
+	h.CAFile = ca
+	return h
+}
+
+func startAuthHub(t testing.TB, configure func(*server.Options), opts ...nats.Option) *AuthHub {
 	t.Helper()
 	trust, err := natsauth.NewTrust("ibu-test")
 	if err != nil {
@@ -36,13 +50,18 @@ func StartAuthHub(t testing.TB) *AuthHub {
 	resolverDir := t.TempDir()
 	var cfgErr error
 	srv := Start(t, func(c *natsembed.Config) {
-		c.Configure = func(o *server.Options) { cfgErr = trust.Configure(o, resolverDir) }
+		c.Configure = func(o *server.Options) {
+			cfgErr = trust.Configure(o, resolverDir)
+			if configure != nil {
+				configure(o)
+			}
+		}
 	})
 	if cfgErr != nil {
 		t.Fatalf("trust the operator: %v", cfgErr)
 	}
 	h := &AuthHub{Server: srv, Trust: trust}
-	_, h.JS = Connect(t, srv.URL(), nats.UserCredentials(h.Creds(t, natsauth.ServiceUser("test-hub", 0))))
+	_, h.JS = Connect(t, srv.URL(), append(opts, nats.UserCredentials(h.Creds(t, natsauth.ServiceUser("test-hub", 0))))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := bus.EnsureTopology(ctx, h.JS); err != nil {
