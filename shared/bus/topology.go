@@ -171,6 +171,13 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts ...Topolog
 				return err // its stream is updated by hardenBucket below
 			}
 			_, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+			if err != nil {
+				// Another process may have hardened it in between; then the
+				// KV update is refused and hardenBucket does it instead.
+				if hardened, herr := keepsHardening(ctx, js, cfg.Bucket); herr == nil && hardened {
+					return nil
+				}
+			}
 			return err
 		})
 		if err != nil {
