@@ -57,3 +57,35 @@ func TestReapDurablesOnBuckets(t *testing.T) {
 		t.Fatal("durable still there")
 	}
 }
+
+// An event published on one cluster's subject that names another cluster
+// (a spoke may publish only under its own id, so its payload must not
+// claim another) is dead-lettered as ClusterMismatch; the handler never
+// sees it, and the next good event is handled.
+func TestConsumerTrustsTheClusterOfTheSubject(t *testing.T) {
+	_, _, js := setup(t)
+	rec := newRecorder()
+	consume(t, js, rec.handle)
+	pub := bus.NewPublisher(js)
+	subjC1, _ := heartbeat(t, "c1", 1)
+	_, forged := heartbeat(t, "c2", 1) // about c2 ...
+	if _, err := pub.Publish(t.Context(), subjC1, forged); err != nil { // ... on c1's subject
+		t.Fatal(err)
+	}
+	subj, good := heartbeat(t, "c1", 2)
+	if _, err := pub.Publish(t.Context(), subj, good); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, waitTimeout, "the good event handled", func() bool { return rec.handled(good.ID()) == 1 })
+	if rec.callCount(forged.ID()) != 0 {
+		t.Fatal("the handler saw the forged event")
+	}
+	waitFor(t, waitTimeout, "the forged event in the DLQ", func() bool {
+		for _, m := range dlq(t, js) {
+			if m.Header.Get(bus.HeaderDLQReason) == "ClusterMismatch" {
+				return true
+			}
+		}
+		return false
+	})
+}
