@@ -68,7 +68,7 @@ func TestConsumerTrustsTheClusterOfTheSubject(t *testing.T) {
 	consume(t, js, rec.handle)
 	pub := bus.NewPublisher(js)
 	subjC1, _ := heartbeat(t, "c1", 1)
-	_, forged := heartbeat(t, "c2", 1) // about c2 ...
+	_, forged := heartbeat(t, "c2", 1)                                  // about c2 ...
 	if _, err := pub.Publish(t.Context(), subjC1, forged); err != nil { // ... on c1's subject
 		t.Fatal(err)
 	}
