@@ -68,8 +68,9 @@ func TestConsumerTrustsTheClusterOfTheSubject(t *testing.T) {
 	consume(t, js, rec.handle)
 	pub := bus.NewPublisher(js)
 	subjC1, _ := heartbeat(t, "c1", 1)
-	_, forged := heartbeat(t, "c2", 1)                                  // about c2 ...
-	if _, err := pub.Publish(t.Context(), subjC1, forged); err != nil { // ... on c1's subject
+	_, forged := heartbeat(t, "c2", 1)
+	// An event about c2 on c1's subject.
+	if _, err := pub.Publish(t.Context(), subjC1, forged); err != nil {
 		t.Fatal(err)
 	}
 	subj, good := heartbeat(t, "c1", 2)
