@@ -9,7 +9,7 @@ SHARED   = ./shared/...
 OTHERS   = $(filter-out $(CURDIR)/shared/...,$(MODULES))
 TESTFLAGS ?=
 
-.PHONY: all build test test-shared test-others lint fmt vet bench fuzz demo tidy clean kube-bins
+.PHONY: all build test test-shared test-others lint fmt vet bench fuzz demo tidy clean kube-bins images chart
 
 all: lint build test
 
@@ -66,6 +66,7 @@ bench: kube-bins
 	$(GO) test -run '^$$' -bench BenchmarkDashboard -benchtime 1x -count 1 ./test/observability/
 	$(GO) test -run '^$$' -bench BenchmarkRound -benchtime 50x -count 1 ./services/health/health/
 	$(GO) test -run '^$$' -bench 'BenchmarkPrecache(Node|Fleet)$$' -benchtime 1x -count 1 ./services/precache/precache/
+	IBU_BENCH_SPOKES=$${IBU_BENCH_SPOKES:-2000} $(GO) test -run '^$$' -bench BenchmarkHubSpokes -benchtime 1x -count 1 -timeout 20m ./test/hubbench/
 
 ## fuzz: run the decoders' fuzzers for a while (their seed corpora run in `make test`)
 FUZZTIME ?= 60s
@@ -76,6 +77,18 @@ fuzz:
 ## demo: the main job on an embedded NATS, in one process
 demo:
 	$(GO) run ./cli/cmd/ibuctl demo
+
+## images: an OCI image (linux/amd64+arm64 index) of every service and the
+## agent, reproducible, into $(BIN)/images/<name> or, with REGISTRY=host/path,
+## pushed there (credentials from the docker config; INSECURE=1 for HTTP)
+REGISTRY ?=
+images:
+	$(GO) run ./deploy/cmd/ibu-images --out $(BIN)/images $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(INSECURE),--insecure)
+
+## chart: lint charts/ibu and charts/ibu-agent with the Helm SDK (templates
+## and values.schema.json) and package them into $(BIN)/charts
+chart:
+	$(GO) run ./deploy/cmd/ibu-chart --charts charts --out $(BIN)/charts
 
 ## tidy: go mod tidy in every module (tidy ignores go.work; each module has a replace for shared)
 tidy:

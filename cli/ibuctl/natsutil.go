@@ -20,12 +20,13 @@ import (
 const readTimeout = 30 * time.Second
 
 // natsFlags are the connection flags every hub command takes.
-type natsFlags struct{ url, creds string }
+type natsFlags struct{ url, creds, ca string }
 
 func addNATSFlags(fs *flag.FlagSet, io IO) *natsFlags {
 	f := &natsFlags{}
 	fs.StringVar(&f.url, "nats-url", env(io, "NATS_URL", nats.DefaultURL), "NATS server URL ($NATS_URL)")
 	fs.StringVar(&f.creds, "creds", env(io, "NATS_CREDS", ""), "NATS credentials file ($NATS_CREDS)")
+	fs.StringVar(&f.ca, "nats-ca", env(io, "NATS_CA", ""), "PEM CA bundle of the NATS server's TLS certificate ($NATS_CA)")
 	return f
 }
 
@@ -36,6 +37,9 @@ func (f *natsFlags) connect() (*nats.Conn, jetstream.JetStream, error) {
 			return nil, nil, fmt.Errorf("NATS credentials file: %w", err)
 		}
 		opts = append(opts, nats.UserCredentials(f.creds))
+	}
+	if f.ca != "" {
+		opts = append(opts, nats.RootCAs(f.ca))
 	}
 	return connect(f.url, opts...)
 }

@@ -37,6 +37,7 @@ func commands() map[string]command {
 		"status":    {"show active plans, or one plan's progress live (--watch)", runStatus},
 		"clusters":  {"list the cluster inventory with each cluster's stage", runClusters},
 		"dashboard": {"serve the live web dashboard of a hub (read-only; --listen 127.0.0.1:8080)", runDashboard},
+		"creds":     {"NATS credentials: init the hub's trust, issue a cluster's or a service's, revoke, server config", runCreds},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,16 +25,17 @@ var ErrServiceFailed = errors.New("service reported failure")
 // down is still found.
 func (a *Agent) askService(ctx context.Context, r *runState, step string, req events.Data, okType, failType string) error {
 	since := a.stepStart(step)
-	var subjects []string
-	for _, t := range []string{okType, failType} {
-		s, err := events.SubjectFor(t, a.cfg.ClusterID)
-		if err != nil {
-			return err
-		}
-		subjects = append(subjects, s)
+	// One filter on this cluster's events, not the two answer subjects: a
+	// cluster's credentials allow creating consumers only with a filter
+	// inside ibu.event.<cluster>.>, which the server can check only when
+	// the create subject carries a single filter.
+	filter, err := events.ClusterEventSubject(a.cfg.ClusterID, "x")
+	if err != nil {
+		return err
 	}
+	filter = strings.TrimSuffix(filter, "x") + ">"
 	cons, err := a.d.JS.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since,
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since,
 	})
 	if err != nil {
 		return fmt.Errorf("watch answers to %s: %w", req.EventType(), err)
@@ -59,7 +61,7 @@ func (a *Agent) askService(ctx context.Context, r *runState, step string, req ev
 			return fmt.Errorf("wait for answer to %s: %w", req.EventType(), err)
 		}
 		e, err := bus.FromHeaders(msg.Headers(), msg.Data())
-		if err != nil {
+		if err != nil || (e.Type() != okType && e.Type() != failType) {
 			continue // malformed answers are the DLQ's business, not this wait's
 		}
 		var key struct {

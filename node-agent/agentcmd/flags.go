@@ -89,6 +89,9 @@ type Config struct {
 	// MetricsListen is where /metrics is served ("" = nowhere).
 	MetricsListen string
 
+	HealthAddr      string // /healthz and /readyz ("" = none)
+	NATSInboxPrefix string // reply inbox prefix the credentials allow ("" = _INBOX)
+
 	SimStateroot   string
 	SimDir         string // "" = a new temporary directory, removed at exit
 	SimRebootDelay time.Duration
@@ -134,6 +137,8 @@ func options() []option {
 		{name: "services", env: "IBU_SERVICES", arg: "LIST", help: "hub services that answer this cluster's tasks, comma-separated: backup-restore and health (absent: their steps are skipped with a condition saying so), precache (absent: the agent pulls the seed's image list minus what the node has); empty or none: no service"},
 		{name: "heartbeat", env: "IBU_HEARTBEAT", arg: "DURATION", def: "10s", help: "interval between heartbeats"},
 		{name: "init-monitor-timeout", env: "IBU_INIT_MONITOR_TIMEOUT", arg: "DURATION", def: "30m", help: "an upgrade not completed this long after the pivot rolls back by itself (unless auto-rollback is off)"},
+		{name: "health-addr", env: "IBU_HEALTH_ADDR", arg: "ADDR", help: "listen address of /healthz (alive) and /readyz (connected to NATS, streams and buckets found), e.g. :8081; empty: none"},
+		{name: "nats-inbox-prefix", env: "IBU_NATS_INBOX_PREFIX", arg: "PREFIX", help: "subject prefix of reply inboxes: the one the cluster's credentials allow (ibuctl creds issue prints it: _INBOX_<cluster-id>); empty: _INBOX"},
 		{name: "log-level", env: "IBU_LOG_LEVEL", arg: "LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", env: "IBU_LOG_FORMAT", arg: "json|text", def: "json", help: "log format on standard error"},
 		{name: "metrics-listen", env: "IBU_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics on http://HOST:PORT/metrics (stage and step durations, precache bytes and images, events handled, NATS reconnects); empty: none"},
@@ -338,6 +343,8 @@ func (p *parser) config() Config {
 	c.NATSCreds = p.file("nats-creds")
 	c.NATSCA = p.file("nats-ca")
 	c.StreamReplicas = p.intRange("stream-replicas", 1, 5)
+	c.HealthAddr = p.str("health-addr")
+	c.NATSInboxPrefix = p.str("nats-inbox-prefix")
 
 	c.Backend = p.oneOf("backend", BackendOstree, BackendSim)
 	c.ImageStore = p.str("image-store")

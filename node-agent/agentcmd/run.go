@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +27,7 @@ import (
 	"ibu.dev/node-agent/journal"
 	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/bus"
+	"ibu.dev/shared/runner"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/telemetry"
 )
@@ -87,6 +87,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvi
 	}
 	defer b.close()
 
+	health := &runner.Health{}
+	if cfg.HealthAddr != "" {
+		stopHealth, _, err := health.Serve(cfg.HealthAddr, nil, log)
+		if err != nil {
+			return usagef("--health-addr: %v", err)
+		}
+		defer stopHealth()
+	}
+
 	nc, err := connect(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -99,6 +108,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvi
 	if unregister, err := bus.InstrumentConn(nc, mp); err == nil {
 		defer func() { _ = unregister() }()
 	}
+	health.SetConn(nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("JetStream at %s: %w", redactURL(cfg.NATSURL), err)
@@ -110,6 +120,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvi
 		return err
 	}
 
+	health.SetReady(true)
 	log.Info("agent running", "journal", b.journalDir, "workDir", b.workDir)
 	err = b.run(ctx, js)
 	switch {
@@ -242,70 +253,15 @@ func simBackend(cfg Config, acfg agent.Config, log *slog.Logger, tp trace.Tracer
 	}, nil
 }
 
-// connect dials the hub, reconnecting forever and buffering publishes while
-// disconnected, and waits for the first connection (or ctx).
+// connect dials the hub through the common service runner: reconnecting
+// forever with backoff, buffering publishes while disconnected, logging
+// permission denials (which NATS reports only asynchronously), and waiting
+// for the first connection (or ctx).
 func connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, error) {
-	connected := make(chan struct{})
-	var (
-		once    sync.Once
-		mu      sync.Mutex
-		lastErr string
-	)
-	opts := []nats.Option{
-		nats.Name("ibu-agent/" + cfg.ClusterID),
-		nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true),
-		nats.ReconnectWait(2 * time.Second),
-		nats.ReconnectJitter(time.Second, 2*time.Second),
-		nats.ReconnectBufSize(8 << 20),
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			once.Do(func() { close(connected) })
-			log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted()) }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS; reconnecting", "error", err)
-			}
-		}),
-		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
-			// Every failed attempt while the hub is away: warn once per
-			// distinct error, the repeats at debug level.
-			mu.Lock()
-			repeat := err.Error() == lastErr
-			lastErr = err.Error()
-			mu.Unlock()
-			level := slog.LevelWarn
-			if repeat {
-				level = slog.LevelDebug
-			}
-			log.Log(ctx, level, "cannot reach NATS; retrying", "error", err)
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS", "error", err) }),
-	}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
-	if cfg.NATSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSCA))
-	}
-	nc, err := nats.Connect(cfg.NATSURL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(cfg.NATSURL), err)
-	}
-	select {
-	case <-connected:
-		return nc, nil
-	default:
-	}
-	log.Info("waiting for NATS", "url", redactURL(cfg.NATSURL))
-	select {
-	case <-connected:
-		return nc, nil
-	case <-ctx.Done():
-		nc.Close()
-		return nil, ctx.Err()
-	}
+	return runner.Connect(ctx, runner.Config{
+		Name: "agent/" + cfg.ClusterID, NATSURL: cfg.NATSURL, NATSCreds: cfg.NATSCreds, NATSCA: cfg.NATSCA,
+		InboxPrefix: cfg.NATSInboxPrefix, ConnectBackoffMin: 500 * time.Millisecond, ConnectBackoffMax: 10 * time.Second,
+	}, log)
 }
 
 // ensureTopology creates the hub's streams and buckets when any is
@@ -313,19 +269,20 @@ func connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, err
 // an existing topology alone: an agent must not rewrite (say, scale down
 // the replicas of) what the hub configured, nor need the rights to.
 func ensureTopology(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) error {
+	// Only the agent's own buckets are looked at: a cluster's credentials
+	// allow no other stream's info (a denied request shows as a timeout).
 	missing := ""
-	for _, s := range bus.StreamConfigs() {
-		if _, err := js.Stream(ctx, s.Name); err != nil {
-			missing = s.Name
+	for _, kv := range bus.KeyValueConfigs() {
+		if kv.Bucket == bus.BucketPlans {
+			continue
+		}
+		_, err := js.KeyValue(ctx, kv.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			missing = kv.Bucket
 			break
 		}
-	}
-	if missing == "" {
-		for _, kv := range bus.KeyValueConfigs() {
-			if _, err := js.KeyValue(ctx, kv.Bucket); err != nil {
-				missing = kv.Bucket
-				break
-			}
+		if err != nil {
+			return fmt.Errorf("look up bucket %s: %w (a timeout here is often a permission denial: see the log)", kv.Bucket, err)
 		}
 	}
 	if missing == "" {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,12 @@ func (s *syncBuffer) String() string {
 func TestRunSimRegistersAndStops(t *testing.T) {
 	srv := natstest.Start(t)
 	simDir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthAddr := l.Addr().String()
+	l.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var stdout, stderr syncBuffer
@@ -52,6 +60,7 @@ func TestRunSimRegistersAndStops(t *testing.T) {
 		done <- agentcmd.Run(ctx, []string{
 			"--cluster-id", "sno-e2e", "--backend", "sim", "--version", "4.16.3",
 			"--labels", "site=lyon", "--sim-dir", simDir, "--log-format", "text",
+			"--health-addr", healthAddr,
 		}, envOf(map[string]string{"NATS_URL": srv.URL(), "OTEL_TRACES_EXPORTER": "none"}), &stdout, &stderr)
 	}()
 
@@ -83,6 +92,14 @@ func TestRunSimRegistersAndStops(t *testing.T) {
 	natstest.WaitFor(t, 30*time.Second, "status Idle in "+bus.BucketStatus, func() bool {
 		var st state.Status
 		return get(bus.BucketStatus, &st) && st.Position == stages.IdlePosition
+	})
+	natstest.WaitFor(t, 10*time.Second, "/readyz 200", func() bool {
+		resp, err := http.Get("http://" + healthAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 	if _, err := os.Stat(filepath.Join(simDir, "journal")); err != nil {
 		t.Errorf("journal not under --sim-dir: %v", err)

@@ -383,6 +383,9 @@ func (s *Subscription) process(m jetstream.Msg) {
 	}
 
 	e, err := FromHeaders(m.Headers(), m.Data())
+	if err == nil {
+		err = events.CheckSubjectCluster(m.Subject(), e)
+	}
 	if err != nil {
 		reason := events.Reason(err)
 		d.log().Warn("rejecting malformed message", "reason", reason, "error", err)

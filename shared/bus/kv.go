@@ -28,6 +28,7 @@ const maxUpdateAttempts = 50
 // current one after ErrNoChange).
 func Update(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur []byte, rev uint64, exists bool) ([]byte, error)) (uint64, error) {
 	pause := 5 * time.Millisecond
+	var outage time.Time // when transient failures began; zero: none
 	for attempt := 1; ; attempt++ {
 		var (
 			cur    []byte
@@ -40,6 +41,11 @@ func Update(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur 
 			cur, rev, exists = entry.Value(), entry.Revision(), true
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			// absent or deleted; Create handles both
+		case transient(ctx, err, &outage):
+			if err := sleepCtx(ctx, jitter(outagePause)); err != nil {
+				return 0, fmt.Errorf("update %s/%s: get: %w", kv.Bucket(), key, err)
+			}
+			continue
 		default:
 			return 0, fmt.Errorf("update %s/%s: get: %w", kv.Bucket(), key, err)
 		}
@@ -58,6 +64,14 @@ func Update(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur 
 		}
 		if err == nil {
 			return newRev, nil
+		}
+		if transient(ctx, err, &outage) {
+			// The write may or may not have landed: read again and let the
+			// revision check decide.
+			if err := sleepCtx(ctx, jitter(outagePause)); err != nil {
+				return 0, fmt.Errorf("update %s/%s: write: %w", kv.Bucket(), key, err)
+			}
+			continue
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return 0, fmt.Errorf("update %s/%s: write: %w", kv.Bucket(), key, err)
@@ -104,4 +118,26 @@ func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, f
 		return zero, 0, err
 	}
 	return result, rev, nil
+}
+
+// A JetStream cluster that loses a server elects new stream leaders within
+// seconds; requests meanwhile time out or find no responders. Update
+// rides such an outage out for up to maxOutage instead of failing its
+// caller (a node agent whose status write fails would stop).
+const (
+	maxOutage   = 60 * time.Second
+	outagePause = 250 * time.Millisecond
+)
+
+// transient reports whether err is a passing failure of the hub (timeout,
+// no responders, no quorum) while ctx is still live and the outage, which
+// started at *since, has not lasted maxOutage.
+func transient(ctx context.Context, err error, since *time.Time) bool {
+	if ctx.Err() != nil || !retryablePublishError(err) {
+		return false
+	}
+	if since.IsZero() {
+		*since = time.Now()
+	}
+	return time.Since(*since) < maxOutage
 }

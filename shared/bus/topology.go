@@ -167,37 +167,27 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts ...Topolog
 	}
 	for _, cfg := range KeyValueConfigs(opts...) {
 		err := retryEnsure(ctx, func(ctx context.Context) error {
+			if hardened, err := keepsHardening(ctx, js, cfg.Bucket); err != nil || hardened {
+				return err // its stream is updated by hardenBucket below
+			}
 			_, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+			if err != nil {
+				// Another process may have hardened it in between; then the
+				// KV update is refused and hardenBucket does it instead.
+				if hardened, herr := keepsHardening(ctx, js, cfg.Bucket); herr == nil && hardened {
+					return nil
+				}
+			}
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 		}
-		if err := raiseConsumerLimit(ctx, js, "KV_"+cfg.Bucket, topologyDefaults(opts).kvMaxConsumers); err != nil {
+		if err := hardenBucket(ctx, js, cfg, topologyDefaults(opts).kvMaxConsumers); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// raiseConsumerLimit sets a bucket stream's MaxConsumers (the KV API has no
-// field for it; a bucket update resets it, so it is set after every one).
-func raiseConsumerLimit(ctx context.Context, js jetstream.JetStream, stream string, limit int) error {
-	return retryEnsure(ctx, func(ctx context.Context) error {
-		st, err := js.Stream(ctx, stream)
-		if err != nil {
-			return err
-		}
-		cfg := st.CachedInfo().Config
-		if cfg.MaxConsumers == limit {
-			return nil
-		}
-		cfg.MaxConsumers = limit
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("set the consumer limit of %s to %d: %w", stream, limit, err)
-		}
-		return nil
-	})
 }
 
 // ensureAttemptTimeout bounds one create-or-update request, so that a

@@ -61,6 +61,8 @@ func Reason(err error) string {
 		return "TooLarge"
 	case errors.Is(err, ErrNotJSON):
 		return "NotJSON"
+	case errors.Is(err, ErrClusterMismatch):
+		return "ClusterMismatch"
 	default:
 		return "Invalid"
 	}

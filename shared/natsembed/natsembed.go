@@ -49,6 +49,10 @@ type Config struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string
+
+	// Configure, when set, adjusts the server options last (operator mode
+	// and an account resolver, TLS, ...); it runs at every (re)start.
+	Configure func(*server.Options)
 }
 
 // Server is a running (or stopped) embedded nats-server.
@@ -105,6 +109,9 @@ func (s *Server) options() *server.Options {
 		for _, r := range c.Routes {
 			o.Routes = append(o.Routes, server.RoutesFromStr(r)...)
 		}
+	}
+	if c.Configure != nil {
+		c.Configure(o)
 	}
 	return o
 }

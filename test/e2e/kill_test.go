@@ -28,7 +28,7 @@ func schedulerBinary(t *testing.T) string {
 
 func startProcess(t *testing.T, bin, url string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "--nats-url", url, "--name", "proc", "--lease-ttl", "3s", "--log-format", "text", "--log-level", "warn")
+	cmd := exec.Command(bin, "--nats-url", url, "--name", "proc", "--lease-ttl", "3s", "--health-addr", "127.0.0.1:0", "--log-format", "text", "--log-level", "warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

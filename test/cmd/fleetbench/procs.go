@@ -331,7 +331,7 @@ func startSchedulerProc(ctx context.Context, bin, url string, stderr io.Writer, 
 			forward(line)
 		}
 	}
-	p, err := startProc("scheduler", bin, []string{"--nats-url", url, "--name", "bench", "--log-format", "json", "--log-level", "info"}, nil, lines)
+	p, err := startProc("scheduler", bin, []string{"--nats-url", url, "--name", "bench", "--health-addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "info"}, nil, lines)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,20 @@
+package runner
+
+import (
+	"net/url"
+	"strings"
+)
+
+// redact hides the user information of every URL in a comma-separated
+// list.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(p)
+		if err == nil && u.User != nil {
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}

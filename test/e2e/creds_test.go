@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/simspoke"
+	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/shared/bus"
+	"ibu.dev/shared/events"
+	"ibu.dev/shared/natsauth"
+	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/registrytest"
+	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/seedimage/seedsim"
+)
+
+// A whole rollout (Prep, Upgrade, Finalize) on a hub in JWT mode: every
+// agent on its own cluster's credentials and inbox prefix, the scheduler
+// on a service credential. Nothing is refused along the way.
+func TestRolloutOnClusterCredentials(t *testing.T) {
+	const n = 5
+	ctx := t.Context()
+	h := natstest.StartAuthHub(t)
+	reg := registrytest.Start(t)
+	synth, err := seedsim.New(seedVersion, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := synth.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Ref("telco/seed:" + seedVersion)
+	if _, err := seedimage.Push(ctx, ref, img); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu     sync.Mutex
+		denied []string
+	)
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		mu.Lock()
+		denied = append(denied, err.Error())
+		mu.Unlock()
+	})
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, n+1)
+	for i := range n {
+		id := fmt.Sprintf("sno-%03d", i+1)
+		_, js := natstest.Connect(t, h.URL(), nats.UserCredentials(h.SpokeCreds(t, id)),
+			nats.CustomInboxPrefix(natsauth.SpokeInboxPrefix(id)), onErr)
+		s := simspoke.New(agent.Config{ClusterID: id, Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
+			HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second}, filepath.Join(t.TempDir(), id), "rhcos")
+		s.Logger = quiet()
+		s.RebootDelay = 50 * time.Millisecond
+		go func() { done <- s.Run(runCtx, js) }()
+	}
+	_, sjs := natstest.Connect(t, h.URL(), nats.UserCredentials(h.Creds(t, natsauth.ServiceUser("scheduler", 0))))
+	go func() {
+		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Logger: quiet(), Tick: 50 * time.Millisecond}).Run(runCtx)
+	}()
+	t.Cleanup(func() {
+		stop()
+		for range n + 1 {
+			if err := <-done; err != nil {
+				t.Errorf("agent or scheduler: %v", err)
+			}
+		}
+	})
+
+	f := &fleet{t: t, js: h.JS, log: quiet()}
+	f.plans, _ = h.JS.KeyValue(ctx, bus.BucketPlans)
+	f.desired, _ = h.JS.KeyValue(ctx, bus.BucketDesired)
+	clusters, _ := h.JS.KeyValue(ctx, bus.BucketClusters)
+	natstest.WaitFor(t, 30*time.Second, "every cluster registered", func() bool {
+		keys, _ := clusters.Keys(ctx)
+		return len(keys) == n
+	})
+	f.request(basicPlan("creds", ref, 3, ids(n)...))
+	p := f.waitPlan("creds", 120*time.Second, "completed", terminal)
+	if p.Phase != events.PlanCompleted || p.Counts.Succeeded != n {
+		t.Fatalf("plan ended %s (%s %s), counts %+v", p.Phase, p.Reason, p.Message, p.Counts)
+	}
+	for _, id := range ids(n) {
+		if gens := f.desiredHistory(id); !slices.Equal(gens, []int64{1, 2, 3}) {
+			t.Errorf("%s: desired generations %v", id, gens)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(denied) > 0 {
+		t.Errorf("the agents were refused: %v", denied)
+	}
+}
