@@ -18,6 +18,7 @@ import (
 	"ibu.dev/shared/natsauth"
 	"ibu.dev/shared/natsembed"
 	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/pullbudget"
 	"ibu.dev/shared/state"
 )
 
@@ -184,6 +185,36 @@ func TestSpokeCredentialsAllowOnlyItsOwnCluster(t *testing.T) {
 	}
 	if err := m.DoubleAck(ctx); err != nil {
 		t.Fatalf("ack own task: %v", err)
+	}
+	// The fleet's pull budget: the hub sets a limit, the spoke holds and
+	// releases a slot on its own credentials, and may not set limits.
+	if err := pullbudget.Ensure(ctx, h.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	hubPool, err := pullbudget.Open(ctx, h.js, "precache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hubPool.SetLimit(ctx, "quay.io", 1); err != nil {
+		t.Fatal(err)
+	}
+	spokePool, err := pullbudget.Open(ctx, s.js, "c1")
+	if err != nil {
+		t.Fatalf("open the pull budget: %v", err)
+	}
+	defer spokePool.Close()
+	lease, err := spokePool.Acquire(ctx, "quay.io", "quay.io/x/y@sha256:0")
+	if err != nil {
+		t.Fatalf("take a pull slot: %v", err)
+	}
+	if held, err := hubPool.Held(ctx, "quay.io"); err != nil || len(held) != 1 {
+		t.Fatalf("the hub sees %v held (%v), want the spoke's slot", held, err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("release the pull slot: %v", err)
+	}
+	if err := spokePool.SetLimit(short(t), "quay.io", 100); err == nil {
+		t.Fatal("a spoke set the fleet's pull limit")
 	}
 
 	// Everything else is refused: the call fails (a timeout: NATS drops

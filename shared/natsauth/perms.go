@@ -7,6 +7,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/pullbudget"
 )
 
 // SpokeInboxPrefix is the reply-inbox prefix of cluster's agent: a prefix
@@ -27,7 +28,8 @@ var HubDurables = []string{
 // read and watch its own IBU_DESIRED key, write its own IBU_STATUS and
 // IBU_CLUSTERS keys, publish its own events and tasks, consume its own
 // node-agent tasks and follow its own events (service answers), and
-// receive on its own inbox prefix. No other cluster's keys or subjects, no
+// receive on its own inbox prefix; and hold slots of the fleet's pull
+// budget. No other cluster's keys or subjects, no
 // stream or bucket administration.
 func SpokePermissions(cluster string) (jwt.Permissions, error) {
 	if err := events.ValidID(cluster); err != nil {
@@ -71,6 +73,16 @@ func SpokePermissions(cluster string) (jwt.Permissions, error) {
 		"$JS.API.CONSUMER.MSG.NEXT." + bus.StreamEvents + ".*",
 		"$JS.API.CONSUMER.INFO." + bus.StreamEvents + ".*",
 		"$JS.API.CONSUMER.DELETE." + bus.StreamEvents + ".*",
+		// The fleet's pull budget (precache): read the limits and slots,
+		// take, renew and release slots (not set limits), and watch the
+		// slots for a free one. Slots are shared by the fleet by design; a
+		// spoke can hold at most what its own pulls ask for.
+		"$JS.API.STREAM.INFO." + kvStream(pullbudget.Bucket),
+		"$JS.API.DIRECT.GET." + kvStream(pullbudget.Bucket) + ".$KV." + pullbudget.Bucket + ".>",
+		"$KV." + pullbudget.Bucket + ".slot.>",
+		"$JS.API.CONSUMER.CREATE." + kvStream(pullbudget.Bucket) + ".*.$KV." + pullbudget.Bucket + ".slot.>",
+		"$JS.API.CONSUMER.DELETE." + kvStream(pullbudget.Bucket) + ".*",
+		"$JS.FC." + kvStream(pullbudget.Bucket) + ".>",
 	}
 	var deny []string
 	for _, d := range HubDurables {
