@@ -137,16 +137,40 @@ func (l *loop) step(ctx context.Context, w jetstream.KeyWatcher, timer <-chan ti
 
 func (a *Agent) open(ctx context.Context) error {
 	var err error
-	if a.clusters, err = a.d.JS.KeyValue(ctx, bus.BucketClusters); err != nil {
-		return fmt.Errorf("open %s: %w", bus.BucketClusters, err)
+	if a.clusters, err = a.openBucket(ctx, bus.BucketClusters); err != nil {
+		return err
 	}
-	if a.desired, err = a.d.JS.KeyValue(ctx, bus.BucketDesired); err != nil {
-		return fmt.Errorf("open %s: %w", bus.BucketDesired, err)
+	if a.desired, err = a.openBucket(ctx, bus.BucketDesired); err != nil {
+		return err
 	}
-	if a.status, err = a.d.JS.KeyValue(ctx, bus.BucketStatus); err != nil {
-		return fmt.Errorf("open %s: %w", bus.BucketStatus, err)
+	if a.status, err = a.openBucket(ctx, bus.BucketStatus); err != nil {
+		return err
 	}
 	return nil
+}
+
+// openBucket opens a bucket, riding out a JetStream leader election or a
+// hub server restart (transient errors) for up to a minute.
+func (a *Agent) openBucket(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	start, delay := a.d.Now(), 100*time.Millisecond
+	for {
+		kv, err := a.d.JS.KeyValue(ctx, bucket)
+		if err == nil {
+			return kv, nil
+		}
+		if ctx.Err() != nil || !bus.Transient(err) || a.d.Now().Sub(start) > time.Minute {
+			return nil, fmt.Errorf("open %s: %w", bucket, err)
+		}
+		a.log.Warn("cannot open bucket yet; retrying", "bucket", bucket, "error", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("open %s: %w", bucket, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 // register writes the cluster's inventory record and announces it; the

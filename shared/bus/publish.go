@@ -233,3 +233,8 @@ func retryablePublishError(err error) bool {
 	}
 	return false
 }
+
+// Transient reports whether err is one a JetStream cluster gives while it
+// elects a leader or a server restarts (a timeout, no responders, 503):
+// worth retrying the same call for a while.
+func Transient(err error) bool { return retryablePublishError(err) }

@@ -11,6 +11,11 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// MaxControlLine is the longest protocol line the servers accept. A
+// spoke's CONNECT carries its user JWT, whose exact permission list makes
+// it about 4 KiB, above nats-server's default of 4 KiB.
+const MaxControlLine = 16 << 10
+
 // ServerConfig is the part of a nats-server configuration file that
 // trusts t: the operator, the system account, and a full account resolver
 // in dir, preloaded with both accounts, that takes updates pushed by the
@@ -19,6 +24,7 @@ func (t *Trust) ServerConfig(dir string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "operator: %q\n", t.OperatorJWT)
 	fmt.Fprintf(&b, "system_account: %s\n", t.SystemPublicKey())
+	fmt.Fprintf(&b, "max_control_line: %d\n", MaxControlLine)
 	fmt.Fprintf(&b, "resolver: {\n  type: full\n  dir: %q\n  allow_delete: false\n  interval: \"2m\"\n}\n", dir)
 	fmt.Fprintf(&b, "resolver_preload: {\n  %s: %q\n  %s: %q\n}\n", t.SystemPublicKey(), t.SystemJWT, t.AccountPublicKey(), t.AccountJWT)
 	return b.String()
@@ -49,6 +55,7 @@ func (t *Trust) Configure(o *server.Options, dir string) error {
 	o.TrustedOperators = append(o.TrustedOperators, oc)
 	o.SystemAccount = t.SystemPublicKey()
 	o.AccountResolver = r
+	o.MaxControlLine = max(o.MaxControlLine, MaxControlLine)
 	return nil
 }
 
