@@ -21,6 +21,7 @@ require (
 	google.golang.org/protobuf v1.36.12
 	ibu.dev/cli v0.0.0-00010101000000-000000000000
 	ibu.dev/node-agent v0.0.0-00010101000000-000000000000
+	ibu.dev/services/precache v0.0.0-00010101000000-000000000000
 	ibu.dev/services/scheduler v0.0.0-00010101000000-000000000000
 	ibu.dev/shared v0.0.0-00010101000000-000000000000
 )
@@ -80,7 +81,6 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.83.2 // indirect
-	ibu.dev/services/precache v0.0.0-00010101000000-000000000000 // indirect
 )
 
 // fleetbench builds ibuctl to run the hub as a process of its own.
