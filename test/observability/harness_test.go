@@ -126,7 +126,7 @@ func (r *receiver) all() []span {
 // tracers are the OTLP providers of the processes of the fleet: each its
 // own service.name, as in production.
 type tracers struct {
-	agent, scheduler, audit, precache *telemetry.Provider
+	agent, scheduler, audit, precache, health *telemetry.Provider
 }
 
 // newTracers points the standard OTEL_* environment at the receiver and
@@ -144,12 +144,13 @@ func newTracers(t *testing.T, r *receiver) tracers {
 		t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 		return p
 	}
-	return tracers{agent: mk("ibu-agent"), scheduler: mk("ibu-scheduler"), audit: mk("ibu-audit"), precache: mk("ibu-precache")}
+	return tracers{agent: mk("ibu-agent"), scheduler: mk("ibu-scheduler"), audit: mk("ibu-audit"), precache: mk("ibu-precache"),
+		health: mk("ibu-health")}
 }
 
 func (tr tracers) flush(t *testing.T) {
 	t.Helper()
-	for _, p := range []*telemetry.Provider{tr.agent, tr.scheduler, tr.audit, tr.precache} {
+	for _, p := range []*telemetry.Provider{tr.agent, tr.scheduler, tr.audit, tr.precache, tr.health} {
 		if err := p.ForceFlush(t.Context()); err != nil {
 			t.Fatalf("flush spans: %v", err)
 		}
