@@ -20,7 +20,6 @@ import (
 	"ibu.dev/cli/dashboard"
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/simspoke"
-	"ibu.dev/shared/seedimage/seedsim"
 )
 
 // smallPNG re-encodes a screenshot with the Plan 9 palette, a quarter of
@@ -60,14 +59,9 @@ func chromium(t *testing.T) string {
 // $IBU_DASHBOARD_SCREENSHOT when set (how docs/dashboard.png is made).
 func TestDashboardInBrowser(t *testing.T) {
 	exe := chromium(t)
-	synth, err := seedsim.New(seedVersion, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := synth.Images[2]
-	f := newFleet(t, fleetConfig{n: 3, prepare: func(id string, s *simspoke.Spoke) {
+	f := newFleet(t, fleetConfig{n: 3, prepare: func(fl *fleet, id string, s *simspoke.Spoke) {
 		if id == "sno-002" {
-			s.Images.FailPull(bad, fmt.Errorf("simulated registry error: manifest unknown: %w", host.ErrImageNotFound))
+			s.Images.FailPull(fl.images[2], fmt.Errorf("simulated registry error: manifest unknown: %w", host.ErrImageNotFound))
 		}
 	}})
 

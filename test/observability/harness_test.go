@@ -17,6 +17,8 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/nats-io/nats.go/jetstream"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -26,6 +28,7 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/host/sim"
 	"ibu.dev/node-agent/simspoke"
+	"ibu.dev/services/precache/precache"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
@@ -123,7 +126,7 @@ func (r *receiver) all() []span {
 // tracers are the OTLP providers of the processes of the fleet: each its
 // own service.name, as in production.
 type tracers struct {
-	agent, scheduler, audit *telemetry.Provider
+	agent, scheduler, audit, precache, health *telemetry.Provider
 }
 
 // newTracers points the standard OTEL_* environment at the receiver and
@@ -141,12 +144,13 @@ func newTracers(t *testing.T, r *receiver) tracers {
 		t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 		return p
 	}
-	return tracers{agent: mk("ibu-agent"), scheduler: mk("ibu-scheduler"), audit: mk("ibu-audit")}
+	return tracers{agent: mk("ibu-agent"), scheduler: mk("ibu-scheduler"), audit: mk("ibu-audit"), precache: mk("ibu-precache"),
+		health: mk("ibu-health")}
 }
 
 func (tr tracers) flush(t *testing.T) {
 	t.Helper()
-	for _, p := range []*telemetry.Provider{tr.agent, tr.scheduler, tr.audit} {
+	for _, p := range []*telemetry.Provider{tr.agent, tr.scheduler, tr.audit, tr.precache, tr.health} {
 		if err := p.ForceFlush(t.Context()); err != nil {
 			t.Fatalf("flush spans: %v", err)
 		}
@@ -158,8 +162,12 @@ type fleetConfig struct {
 	n       int
 	tracers *tracers
 	metrics *telemetry.Metrics
+	// precache runs the real precache service, its release images
+	// pushed to the registry, and has the agents ask it for their pull
+	// plans.
+	precache bool
 	// prepare may change a spoke before its agent starts.
-	prepare func(id string, s *simspoke.Spoke)
+	prepare func(f *fleet, id string, s *simspoke.Spoke)
 }
 
 type fleet struct {
@@ -172,17 +180,28 @@ type fleet struct {
 }
 
 // newFleet starts a hub, a registry with a seed, n node agents on
-// simulated hosts, a scheduler, and an audit consumer of IBU_EVENTS (a
+// simulated hosts, a scheduler, an audit consumer of IBU_EVENTS (a
 // stand-in for any service: it consumes through bus.Consume and so joins
-// the clusters' traces by itself).
+// the clusters' traces by itself) and, if asked, the precache service.
 func newFleet(t *testing.T, c fleetConfig) *fleet {
 	t.Helper()
 	ctx := t.Context()
 	_, js := natstest.StartHub(t)
-	reg := registrytest.Start(t, registrytest.WithBasicAuth("ibu", "s3cret"))
+	const regUser, regPass = "ibu", "s3cret"
+	reg := registrytest.Start(t, registrytest.WithBasicAuth(regUser, regPass))
 	synth, err := seedsim.New(seedVersion, 6)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.precache {
+		// The release's images, for real in the registry: the service
+		// reads their manifests to plan.
+		set, err := seedsim.ImageSet{Count: 6, BaseSize: 8 << 10, GroupSize: 3, GroupBytes: 4 << 10, OwnBytes: 2 << 10, Seed: 1}.
+			Push(ctx, reg.Host, "ocp-release", basicAuth{user: regUser, pass: regPass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synth.Images = set.Images
 	}
 	img, err := synth.Build()
 	if err != nil {
@@ -200,19 +219,30 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 
 	auditOpts := []bus.ConsumeOption{bus.ConsumeService("ibuctl"), bus.ConsumeConcurrency(4), bus.ConsumeLogger(quiet())}
 	schedCfg := scheduler.Config{Name: "obs", Logger: quiet(), Tick: 50 * time.Millisecond}
+	pcCfg := precache.Config{Name: "obs", Logger: quiet(), SeedOptions: []seedimage.Option{auth},
+		Remote: []remote.Option{remote.WithAuth(&authn.Basic{Username: regUser, Password: regPass})}}
 	if c.tracers != nil {
 		auditOpts = append(auditOpts, bus.ConsumeTracerProvider(c.tracers.audit))
 		schedCfg.Tracer = c.tracers.scheduler
+		pcCfg.Tracer = c.tracers.precache
 	}
 	if c.metrics != nil {
 		auditOpts = append(auditOpts, bus.ConsumeMeterProvider(c.metrics.MeterProvider()))
 		schedCfg.Meter = c.metrics.MeterProvider()
+		pcCfg.Meter = c.metrics.MeterProvider()
 	}
 	sub, err := bus.Consume(runCtx, js, bus.StreamEvents, "audit", f.audit.handle, auditOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Stop)
+	if c.precache {
+		wg.Go(func() {
+			if err := precache.New(js, pcCfg).Run(runCtx); err != nil {
+				t.Errorf("precache service: %v", err)
+			}
+		})
+	}
 
 	for i := range c.n {
 		id := fmt.Sprintf("sno-%03d", i+1)
@@ -223,7 +253,8 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 		}
 		s := simspoke.New(agent.Config{ClusterID: id, Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
 			Labels: map[string]string{"ring": ring}, SeedOptions: []seedimage.Option{auth},
-			HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second}, filepath.Join(t.TempDir(), id), "rhcos")
+			HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second, Services: agent.Services{Precache: c.precache}},
+			filepath.Join(t.TempDir(), id), "rhcos")
 		s.Logger, s.RebootDelay = quiet(), 50*time.Millisecond
 		s.Images = sim.NewImages(time.Millisecond, 1<<20)
 		if c.tracers != nil {
@@ -233,7 +264,7 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 			s.Meter = c.metrics.MeterProvider()
 		}
 		if c.prepare != nil {
-			c.prepare(id, s)
+			c.prepare(f, id, s)
 		}
 		wg.Go(func() {
 			if err := s.Run(runCtx, js); err != nil && runCtx.Err() == nil {
@@ -355,6 +386,16 @@ func (a *audit) count(typ string) int {
 	return a.byType[typ]
 }
 
+// basicAuth adds registry credentials to every request (for pushing the
+// release's images).
+type basicAuth struct{ user, pass string }
+
+func (b basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.SetBasicAuth(b.user, b.pass)
+	return http.DefaultTransport.RoundTrip(req)
+}
+
 // scrape fetches a /metrics page.
 func scrape(t *testing.T, url string) string {
 	t.Helper()
@@ -377,5 +418,6 @@ type tracepbLink = tracepb.Span_Link
 
 const (
 	tracepbKindConsumer = tracepb.Span_SPAN_KIND_CONSUMER
+	tracepbKindProducer = tracepb.Span_SPAN_KIND_PRODUCER
 	tracepbStatusError  = tracepb.Status_STATUS_CODE_ERROR
 )

@@ -19,17 +19,20 @@ import (
 	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natstest"
-	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/telemetry"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
+// testPlan is the plan TestTraceAndMetricsOfAPlan runs.
+const testPlan = "trace-plan"
+
 // TestTraceAndMetricsOfAPlan runs a plan through Prep, Upgrade (with its
 // reboot) and Finalize on three clusters, plus a fourth whose precache
-// fails, with every process exporting spans over OTLP/HTTP to an
-// in-process receiver and metrics to one Prometheus registry, then checks
-// the traces and the scraped metrics against what happened.
+// fails, with the real precache service planning the pulls and every
+// process exporting spans over OTLP/HTTP to an in-process receiver and
+// metrics to one Prometheus registry, then checks the traces and the
+// scraped metrics against what happened.
 func TestTraceAndMetricsOfAPlan(t *testing.T) {
 	rcv := startReceiver(t)
 	tr := newTracers(t, rcv)
@@ -37,18 +40,14 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	synth, err := seedsim.New(seedVersion, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const failing = "sno-004"
-	f := newFleet(t, fleetConfig{n: 4, tracers: &tr, metrics: metrics, prepare: func(id string, s *simspoke.Spoke) {
+	f := newFleet(t, fleetConfig{n: 4, tracers: &tr, metrics: metrics, precache: true, prepare: func(fl *fleet, id string, s *simspoke.Spoke) {
 		if id == failing {
-			s.Images.FailPull(synth.Images[3], fmt.Errorf("simulated registry error: manifest unknown: %w", host.ErrImageNotFound))
+			s.Images.FailPull(fl.images[3], fmt.Errorf("simulated registry error: manifest unknown: %w", host.ErrImageNotFound))
 		}
 	}})
 	good := f.ids[:3]
-	const plan = "trace-plan"
+	const plan = testPlan
 	msrv := httptest.NewServer(metrics.Handler())
 	defer msrv.Close()
 	f.request(plan, &events.FailurePolicy{MaxFailures: "50%", OnBreach: events.BreachPause})
@@ -114,7 +113,7 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 			} else if !slices.ContainsFunc(root.Links, func(l *tracepbLink) bool { return hex.EncodeToString(l.SpanId) == planSC.SpanID().String() }) {
 				t.Errorf("%s: root span does not link to the plan span", c)
 			}
-			for _, svc := range []string{"ibu-agent", "ibu-scheduler", "ibu-audit"} {
+			for _, svc := range []string{"ibu-agent", "ibu-scheduler", "ibu-audit", "ibu-precache"} {
 				if !services[svc] {
 					t.Errorf("%s: no span from %s in its trace (services %v)", c, svc, services)
 				}
@@ -137,6 +136,10 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 					t.Errorf("%s: consumer span %q without messaging attributes", c, s.Name)
 				}
 			}
+		}
+		// The precache service worked for every cluster inside its trace.
+		for _, c := range f.ids {
+			checkPrecacheSpans(t, c, spans, byID)
 		}
 		// The failed cluster's trace: the failing step and the root span
 		// carry the error with its reason.
@@ -198,6 +201,8 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 			check("ibu_bus_events_handled_total", map[string]string{"consumer": "audit", "event_type": typ}, float64(f.audit.count(typ)))
 		}
 		check("ibu_bus_events_failed_total", map[string]string{"consumer": "audit", "event_type": "invalid"}, 1)
+		// The precache service answered each cluster's request once.
+		check("ibu_bus_events_handled_total", map[string]string{"consumer": "precache", "event_type": events.TypePrecacheRequested}, 4)
 		check("ibu_bus_handler_duration_seconds", map[string]string{"consumer": "audit", "event_type": events.TypeStepFinished}, float64(f.audit.count(events.TypeStepFinished)))
 		for _, stage := range []struct{ action, stage string }{{"Prep", "Prep"}, {"Upgrade", "Upgrade"}, {"Finalize", "Idle"}} {
 			check("ibu_agent_stage_duration_seconds", map[string]string{"action": stage.action, "stage": stage.stage, "result": "succeeded"}, 3)
@@ -221,6 +226,78 @@ func TestTraceAndMetricsOfAPlan(t *testing.T) {
 		check("ibu_scheduler_clusters", map[string]string{"stage": "Prep", "state": "Failed"}, 1)
 		check("ibu_scheduler_plans", map[string]string{"phase": "Failed"}, 1)
 	})
+}
+
+// checkPrecacheSpans checks that the precache service's spans for cluster
+// c lie in c's upgrade trace: the consumer span of the agent's request,
+// under the agent's publish of it inside the Precache step span, and the
+// service's publish of the pull plan under that consumer span.
+func checkPrecacheSpans(t *testing.T, c string, spans []span, byID map[string]span) {
+	t.Helper()
+	tid := telemetry.ClusterUpgrade(testPlan, c).TraceID().String()
+	taskSubject := func(service string) string {
+		s, err := events.TaskSubject(service, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var consumers, plans []span
+	for _, s := range spans {
+		if s.service != "ibu-precache" || s.attr("ibu.cluster") != c {
+			continue
+		}
+		if s.traceID() != tid {
+			t.Errorf("%s: precache span %q in trace %s, not in the cluster's trace %s", c, s.Name, s.traceID(), tid)
+			continue
+		}
+		switch {
+		case s.Kind == tracepbKindConsumer && s.attr("cloudevents.event_type") == events.TypePrecacheRequested &&
+			s.attr("messaging.destination.name") == taskSubject(events.ServicePrecache):
+			consumers = append(consumers, s)
+		case s.Kind == tracepbKindProducer && s.attr("cloudevents.event_type") == events.TypePrecachePullRequested &&
+			s.attr("messaging.destination.name") == taskSubject(events.ServiceNodeAgent):
+			plans = append(plans, s)
+		}
+	}
+	if len(consumers) == 0 || len(plans) == 0 {
+		t.Errorf("%s: %d precache consumer spans of the request, %d publish spans of the pull plan in the cluster's trace; want both",
+			c, len(consumers), len(plans))
+		return
+	}
+	for _, cs := range consumers {
+		// Its parent: the agent's publish of the request, itself under
+		// the agent's Precache step span.
+		parent, ok := byID[cs.parentID()]
+		if !ok || parent.service != "ibu-agent" || parent.Kind != tracepbKindProducer {
+			t.Errorf("%s: precache consumer span's parent %s is not the agent's publish of the request (%q from %q)",
+				c, cs.parentID(), parent.Name, parent.service)
+			continue
+		}
+		if !hasAncestor(parent, byID, func(a span) bool { return a.attr("ibu.step") == "Precache" && a.attr("ibu.cluster") == c }) {
+			t.Errorf("%s: the agent's publish of the precache request is not inside its Precache step span", c)
+		}
+	}
+	for _, ps := range plans {
+		if !slices.ContainsFunc(consumers, func(cs span) bool { return cs.spanID() == ps.parentID() }) {
+			t.Errorf("%s: the pull plan's publish span has parent %s, not the service's consumer span of the request", c, ps.parentID())
+		}
+	}
+}
+
+// hasAncestor reports whether a span above s (in byID) satisfies is.
+func hasAncestor(s span, byID map[string]span, is func(span) bool) bool {
+	for seen := 0; seen < len(byID); seen++ {
+		p, ok := byID[s.parentID()]
+		if !ok {
+			return false
+		}
+		if is(p) {
+			return true
+		}
+		s = p
+	}
+	return false
 }
 
 // natstestURL is the hub's client URL, for a raw NATS connection.

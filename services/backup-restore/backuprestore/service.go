@@ -9,6 +9,8 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -37,6 +39,12 @@ type Config struct {
 	Concurrency int
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Tracer receives the service's spans: the consumer span of each
+	// task, joined to the cluster's upgrade trace, and the publish of its
+	// answer (default: the global otel provider). Meter receives the
+	// consumer's metrics (default: the global one).
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
 }
 
 // Service consumes backup and restore tasks and answers each with a
@@ -59,7 +67,7 @@ func New(js jetstream.JetStream, cfg Config) *Service {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
 	}
-	return &Service{js: js, pub: bus.NewPublisher(js, bus.PublishLogger(cfg.Logger)), cfg: cfg, log: cfg.Logger}
+	return &Service{js: js, pub: bus.NewPublisher(js, bus.PublishLogger(cfg.Logger), bus.PublishTracerProvider(cfg.Tracer)), cfg: cfg, log: cfg.Logger}
 }
 
 // Run consumes tasks until ctx ends.
@@ -80,7 +88,8 @@ func (s *Service) Run(ctx context.Context) error {
 	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
 		bus.ConsumeService(events.ServiceBackupRestore), bus.ConsumeFilterSubjects(subject),
 		bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
-		bus.ConsumeRejectedEvents(Source), bus.ConsumeLogger(s.log))
+		bus.ConsumeRejectedEvents(Source), bus.ConsumeLogger(s.log),
+		bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
 	if err != nil {
 		return fmt.Errorf("consume backup-restore tasks: %w", err)
 	}

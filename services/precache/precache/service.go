@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
@@ -46,6 +48,12 @@ type Config struct {
 	// ManifestParallelism bounds concurrent manifest reads per request
 	// (default 8).
 	ManifestParallelism int
+	// Tracer receives the service's spans: the consumer span of each
+	// request, joined to the cluster's upgrade trace, and the publish of
+	// its answer (default: the global otel provider). Meter receives the
+	// consumer's metrics (default: the global one).
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
 }
 
 // Service answers precache requests with pull plans. Replicas share the
@@ -71,7 +79,7 @@ func New(js jetstream.JetStream, cfg Config) *Service {
 		cfg.ManifestParallelism = 8
 	}
 	return &Service{js: js, cfg: cfg, log: cfg.Logger.With("service", events.ServicePrecache, "replica", cfg.Name),
-		pub: bus.NewPublisher(js), mfs: newManifests(cfg.Remote, 10_000)}
+		pub: bus.NewPublisher(js, bus.PublishTracerProvider(cfg.Tracer)), mfs: newManifests(cfg.Remote, 10_000)}
 }
 
 // Start creates the budget bucket and starts consuming; Stop the returned
@@ -93,7 +101,8 @@ func (s *Service) Start(ctx context.Context) (*bus.Subscription, error) {
 	subject := "ibu.task." + events.ServicePrecache + ".>"
 	return bus.Consume(ctx, s.js, bus.StreamTasks, events.ServicePrecache, s.handle,
 		bus.ConsumeService(events.ServicePrecache), bus.ConsumeFilterSubjects(subject),
-		bus.ConsumeConcurrency(4), bus.ConsumeLogger(s.log), bus.ConsumeRejectedEvents(Source))
+		bus.ConsumeConcurrency(4), bus.ConsumeLogger(s.log), bus.ConsumeRejectedEvents(Source),
+		bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
 }
 
 // Run serves until ctx ends.
