@@ -31,7 +31,7 @@ func (d *demo) startPrecache(ctx context.Context, blobDir string) error {
 		return err
 	}
 	d.blobs = blobs
-	svc := precache.New(d.js, precache.Config{Name: "demo", Logger: d.log, SeedOptions: d.seedAuth,
+	svc := precache.New(d.js, precache.Config{Name: "demo", Logger: d.log, Tracer: d.tracer, SeedOptions: d.seedAuth,
 		Remote: []remote.Option{remote.WithAuth(auth)}, DefaultFleetLimit: demoFleetPullLimit})
 	sub, err := svc.Start(ctx)
 	if err != nil {

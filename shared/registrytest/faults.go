@@ -18,8 +18,16 @@ func WithBlobRate(bytesPerSec int64) Option {
 	return func(r *Registry) { r.faults().rate = bytesPerSec }
 }
 
+// WithInFlightPaths counts only blob downloads whose path contains
+// pathContains in BlobStats' InFlight and PeakInFlight (e.g. one
+// repository's, leaving out a seed the same test pulls from another).
+func WithInFlightPaths(pathContains string) Option {
+	return func(r *Registry) { r.faults().inFlightPaths = pathContains }
+}
+
 type faults struct {
-	rate int64
+	rate          int64
+	inFlightPaths string
 
 	mu       sync.Mutex
 	failures []*failure
@@ -125,6 +133,10 @@ func (f *faults) shape(next http.Handler) http.Handler {
 		_, isBlob := blobDigest(req.URL.Path)
 		if !isBlob || req.Method != http.MethodGet {
 			next.ServeHTTP(w, req)
+			return
+		}
+		if !strings.Contains(req.URL.Path, f.inFlightPaths) {
+			next.ServeHTTP(&meteredWriter{ResponseWriter: w, f: f, start: time.Now(), end: func() {}, length: -1}, req)
 			return
 		}
 		f.mu.Lock()
