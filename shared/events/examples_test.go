@@ -98,7 +98,7 @@ func examples() []Data {
 			Images: 136, LayerDigests: []string{exDigest, exDigest2}},
 		SeedBuildFailed{ClusterID: "seed-lab", BuildID: "seed-4-16-3-a", Phase: SeedValidating,
 			Reason: "SeedClusterUnhealthy", Message: "ClusterOperator ingress is Degraded"},
-		SeedCaptureRequested{ClusterID: "seed-lab", BuildID: "seed-4-16-3-a", Mode: CaptureFull, Bucket: "IBU_SEED_ARTIFACTS", Compression: "zstd"},
+		SeedCaptureRequested{ClusterID: "seed-lab", BuildID: "seed-4-16-3-a", Mode: CaptureFull, Bucket: "IBU_SEED_ARTIFACTS"},
 		SeedCaptureCompleted{ClusterID: "seed-lab", BuildID: "seed-4-16-3-a", Mode: CaptureFull,
 			Inventory: SeedHostInventory{Version: "4.16.3", Stateroot: "rhcos", OstreeCommit: strings.Repeat("ab", 32),
 				Namespaces: []string{"openshift-etcd"}, CRDs: []string{"clusterversions.config.openshift.io"},
