@@ -8,9 +8,11 @@ import (
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -169,3 +171,34 @@ func CheckPush(ctx context.Context, ref string, opts ...Option) error {
 type staticKeychain struct{ a authn.Authenticator }
 
 func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }
+
+// RemoteOptions turns options into go-containerregistry remote options,
+// for callers that compose remote calls themselves (push by digest, then
+// tag).
+func RemoteOptions(ctx context.Context, opts ...Option) ([]remote.Option, error) {
+	return newOptions(opts).remote(ctx)
+}
+
+// BlobExists asks the registry whether repo (e.g. "host/seeds/sno") holds
+// the blob digest, with a HEAD request: how a builder tells which layers
+// an earlier seed already uploaded.
+func BlobExists(ctx context.Context, repo string, digest v1.Hash, opts ...Option) (bool, error) {
+	o := newOptions(opts)
+	r, err := o.parse(repo + "@" + digest.String())
+	if err != nil {
+		return false, err
+	}
+	ropts, err := o.remote(ctx)
+	if err != nil {
+		return false, err
+	}
+	l, err := remote.Layer(r.(name.Digest), ropts...)
+	if err != nil {
+		return false, registryError(err)
+	}
+	ok, err := partial.Exists(l) // a HEAD on the blob
+	if err != nil {
+		return false, registryError(err)
+	}
+	return ok, nil
+}
