@@ -84,8 +84,8 @@ func (h *SimHost) ExportCommit(_ context.Context, commit, ref, workDir string) (
 	}
 	repo := filepath.Join(workDir, "repo")
 	files := map[string]string{
-		"config":             "[core]\nrepo_version=1\nmode=archive-z2\n",
-		"refs/heads/" + ref:  commit + "\n",
+		"config":            "[core]\nrepo_version=1\nmode=archive-z2\n",
+		"refs/heads/" + ref: commit + "\n",
 		"objects/" + commit[:2] + "/" + commit[2:] + ".commit": "sim commit " + commit + "\n",
 	}
 	for name, body := range files {

@@ -102,8 +102,8 @@ func TestRefusals(t *testing.T) {
 	wrong := func() string { return writeAuth(t, r.reg.Host, "builder", "wrong") }
 	cases := []struct {
 		name, cluster, image, reason, want string
-		auth                                func() string
-		setup                               func()
+		auth                               func() string
+		setup                              func()
 	}{
 		{name: "unknown cluster", cluster: "nowhere", reason: "UnknownCluster", want: "not registered"},
 		{name: "not idle", cluster: "busy", reason: "ClusterNotIdle", want: "Prep InProgress"},

@@ -39,10 +39,12 @@ func newObjectLayer(ctx context.Context, obs jetstream.ObjectStore, art events.S
 	return &objectLayer{ctx: ctx, obs: obs, art: art, digest: d, diffID: diff, progress: progress}, nil
 }
 
-func (l *objectLayer) Digest() (v1.Hash, error)             { return l.digest, nil }
-func (l *objectLayer) DiffID() (v1.Hash, error)             { return l.diffID, nil }
-func (l *objectLayer) Size() (int64, error)                 { return l.art.SizeBytes, nil }
-func (l *objectLayer) MediaType() (types.MediaType, error) { return types.MediaType(l.art.MediaType), nil }
+func (l *objectLayer) Digest() (v1.Hash, error) { return l.digest, nil }
+func (l *objectLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+func (l *objectLayer) Size() (int64, error)     { return l.art.SizeBytes, nil }
+func (l *objectLayer) MediaType() (types.MediaType, error) {
+	return types.MediaType(l.art.MediaType), nil
+}
 
 func (l *objectLayer) Compressed() (io.ReadCloser, error) {
 	r, err := l.obs.Get(l.ctx, l.art.Object)
