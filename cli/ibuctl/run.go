@@ -36,6 +36,7 @@ func commands() map[string]command {
 		"plan":     {"list, get, pause, resume or abort plans", runPlan},
 		"status":   {"show active plans, or one plan's progress live (--watch)", runStatus},
 		"clusters": {"list the cluster inventory with each cluster's stage", runClusters},
+		"seed":     {"build a seed image from a seed cluster (seed build), list builds (seed status)", runSeed},
 	}
 }
 
