@@ -40,6 +40,7 @@ func BenchmarkSeedBuild(b *testing.B) {
 		mb = n
 	}
 	r := newRig(b)
+	r.wait = 20 * time.Minute
 	repo := filepath.Join(r.dir, "repo")
 	files := synthTree(b, r, repo, int64(mb)<<20)
 	r.host.RepoDir = repo

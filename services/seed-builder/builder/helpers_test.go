@@ -33,21 +33,26 @@ type rig struct {
 	authFile string
 	dir      string
 	seen     map[string]bool
+	wait     time.Duration // how long result waits for a build
 }
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	_, js := natstest.StartHub(t)
-	r := &rig{js: js, reg: registrytest.Start(t, registrytest.WithBasicAuth("builder", "s3cret")), dir: t.TempDir(), seen: map[string]bool{}}
+	r := &rig{js: js, reg: registrytest.Start(t, registrytest.WithBasicAuth("builder", "s3cret")), dir: t.TempDir(), seen: map[string]bool{}, wait: time.Minute}
 	r.authFile = registrytest.WriteAuthFile(t, r.reg.Host, "builder", "s3cret")
 	r.host = &capture.SimHost{Source: simSource(t, r.dir)}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	out := t.Output()
+	if _, bench := t.(*testing.B); bench {
+		out = os.Stderr // a benchmark's output shows only at its end
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Logger: log}
 	go func() { defer func() { done <- struct{}{} }(); _ = w.Run(ctx) }()
-	svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: time.Minute})
+	svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute})
 	go func() { defer func() { done <- struct{}{} }(); _ = svc.Run(ctx) }()
 	r.register(t, seedCluster, stages.IdlePosition)
 	return r
@@ -135,7 +140,7 @@ func (r *rig) result(t testing.TB, build string) state.SeedBuild {
 		t.Fatal(err)
 	}
 	var rec state.SeedBuild
-	natstest.WaitFor(t, 60*time.Second, "build "+build+" ends", func() bool {
+	natstest.WaitFor(t, r.wait, "build "+build+" ends", func() bool {
 		e, err := kv.Get(context.Background(), build)
 		if err != nil {
 			return false
