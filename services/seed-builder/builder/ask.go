@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"ibu.dev/shared/bus"
@@ -64,7 +65,9 @@ func (b *build) ask(ctx context.Context, mode events.SeedCaptureMode, timeout ti
 			if ctx.Err() != nil {
 				return done, ctx.Err()
 			}
-			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+			// A fetch that times out on a loaded server (nats.ErrTimeout) is
+			// no answer yet, like an empty one.
+			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 				continue
 			}
 			return done, fmt.Errorf("wait for the capture answer: %w", err)

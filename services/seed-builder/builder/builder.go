@@ -66,6 +66,7 @@ const (
 	ReasonBuildFailed           = "BuildFailed"
 	ReasonPushFailed            = "PushFailed"
 	ReasonVerifyFailed          = "VerifyFailed"
+	ReasonInternalError         = "InternalError"
 )
 
 // Service is one seed-builder replica.
@@ -142,6 +143,16 @@ type build struct {
 	last    time.Time
 	locked  bool
 	objects jetstream.ObjectStore
+	phase   events.SeedBuildPhase
+}
+
+func (b *build) currentPhase() events.SeedBuildPhase {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.phase == "" {
+		return events.SeedValidating
+	}
+	return b.phase
 }
 
 func (s *Service) handle(ctx context.Context, e cloudevents.Event) error {
@@ -166,12 +177,15 @@ func (s *Service) handle(ctx context.Context, e cloudevents.Event) error {
 	}
 	defer b.cleanup()
 	var f *failure
-	if errors.As(err, &f) {
+	if err != nil && !errors.As(err, &f) {
+		// Not a refusal: NATS or the registry failed under us. Reported
+		// as a failure rather than retried, so that a build never hangs
+		// in Running once its request's deliveries run out; ask again.
+		f = &failure{phase: b.currentPhase(), reason: ReasonInternalError, err: err}
+	}
+	if f != nil {
 		log.Warn("seed build failed", "phase", f.phase, "reason", f.reason, "error", f.err)
 		return b.finishFailed(ctx, f)
-	}
-	if err != nil {
-		return err
 	}
 	log.Info("seed build completed", "digest", res.Digest, "reused", res.ReusedLayers, "bytes", res.SizeBytes)
 	return b.finishCompleted(ctx, res)

@@ -138,6 +138,7 @@ func verifyPushed(ctx context.Context, ref string, img v1.Image, opts []seedimag
 // event; byte progress at most every 250 ms unless force.
 func (b *build) progress(ctx context.Context, phase events.SeedBuildPhase, layer, msg string, done, total int64, force bool) {
 	b.mu.Lock()
+	b.phase = phase
 	now := time.Now()
 	if !force && now.Sub(b.last) < 250*time.Millisecond && done != total {
 		b.mu.Unlock()
