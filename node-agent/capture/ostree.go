@@ -42,8 +42,9 @@ type OstreeHost struct {
 	Images     host.ImageStore
 	Cluster    ClusterReporter
 	// Base carries what the host cannot tell of itself: release image,
-	// fingerprint, kernel arguments. Version, commit and stateroot come
-	// from the booted deployment.
+	// fingerprint, kernel arguments, the stateroot name targets deploy the
+	// seed into (default rhcos_<version>). Version and commit come from
+	// the booted deployment.
 	Base seedimage.SeedInfo
 	// Stop and Start are the commands that quiesce and resume the
 	// workloads; default: stop kubelet then the container runtime, and
@@ -68,9 +69,14 @@ func (h *OstreeHost) Describe(ctx context.Context) (Source, error) {
 		return Source{}, err
 	}
 	info := h.Base
-	info.OstreeCommit, info.Stateroot = booted.Checksum, booted.Stateroot
+	info.OstreeCommit = booted.Checksum
 	if booted.Version != "" {
 		info.Version = booted.Version
+	}
+	if info.Stateroot == "" || info.Stateroot == booted.Stateroot {
+		// A target deploys the seed beside its running stateroot, which
+		// has the seed's own name as often as not: name it by version.
+		info.Stateroot = "rhcos_" + info.Version
 	}
 	src := Source{Info: info, Root: root, VarDir: varDir}
 	if h.Images != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -46,12 +47,19 @@ func (l *objectLayer) MediaType() (types.MediaType, error) {
 	return types.MediaType(l.art.MediaType), nil
 }
 
+// getTimeout bounds one read of an artifact. It must be set: the object
+// store gives a Get without a deadline its default API timeout (5s) for
+// the whole object, which a layer of some GB on a busy hub overruns.
+const getTimeout = 2 * time.Hour
+
 func (l *objectLayer) Compressed() (io.ReadCloser, error) {
-	r, err := l.obs.Get(l.ctx, l.art.Object)
+	ctx, cancel := context.WithTimeout(l.ctx, getTimeout)
+	r, err := l.obs.Get(ctx, l.art.Object)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("get %s: %w", l.art.Object, err)
 	}
-	return &countingReader{r: r, progress: l.progress}, nil
+	return &countingReader{r: r, progress: l.progress, cancel: cancel}, nil
 }
 
 func (l *objectLayer) Uncompressed() (io.ReadCloser, error) {
@@ -73,6 +81,7 @@ func (l *objectLayer) Uncompressed() (io.ReadCloser, error) {
 type countingReader struct {
 	r        io.ReadCloser
 	progress func(int64)
+	cancel   context.CancelFunc
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -83,4 +92,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *countingReader) Close() error { return c.r.Close() }
+func (c *countingReader) Close() error {
+	defer c.cancel()
+	return c.r.Close()
+}
