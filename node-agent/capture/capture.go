@@ -183,7 +183,7 @@ func upload(ctx context.Context, obs jetstream.ObjectStore, name string, role se
 		}
 		pw.CloseWithError(err)
 	}()
-	_, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name}, pr)
+	_, err := obs.Put(ctx, jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}}, pr)
 	pr.CloseWithError(err) // stops the producer if Put gave up first
 	if err != nil {
 		return events.SeedArtifact{}, &reasoned{ReasonUploadFailed, fmt.Errorf("put %s: %w", name, err)}
@@ -193,6 +193,11 @@ func upload(ctx context.Context, obs jetstream.ObjectStore, name string, role se
 		Digest: blob.digest(), SizeBytes: blob.n, DiffID: diff.digest(), UncompressedSize: diff.n,
 	}, nil
 }
+
+// chunkSize of the artifacts in the object store: 4x the store's default,
+// a quarter of NATS's default max payload, so a GB layer is some 2,000
+// messages rather than 8,000.
+const chunkSize = 512 << 10
 
 type counter struct {
 	h hash.Hash

@@ -66,6 +66,7 @@ func BenchmarkSeedBuild(b *testing.B) {
 			b.Fatalf("first build: %+v", first)
 		}
 		firstBytes := r.uploadedBytes(b, tag)
+		b.Logf("first seed: %d layers, %d bytes, %v", first.Result.Layers, first.Result.SizeBytes, first.Result.LayerDigests)
 		ratio = (float64(total) / ours.Seconds()) / (float64(total) / base.Seconds())
 		b.Logf("tar|gzip %.1f MB/s (%s); capture+build+push %.1f MB/s (%s); %d MB uncompressed, %d MB pushed",
 			float64(total)/1e6/base.Seconds(), base.Round(time.Millisecond), float64(total)/1e6/ours.Seconds(), ours.Round(time.Millisecond),
