@@ -47,7 +47,7 @@ bench:
 	$(GO) test -run '^$$' -bench BenchmarkPrepRealOstree -benchtime 3x -count 1 ./node-agent/bench/
 	IBU_BENCH_AGENTS=$${IBU_BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench BenchmarkFleetSim -benchtime 1x -count 1 -timeout 20m ./node-agent/bench/
 	$(GO) run ./test/cmd/fleetbench --clusters $${IBU_FLEET_SIZES:-100,1000}
-	$(GO) test -run '^$$' -bench BenchmarkSeedBuild -benchtime 1x -count 1 -timeout 20m ./services/seed-builder/builder/
+	$(GO) test -run '^$$' -bench 'BenchmarkSeedBuild|BenchmarkArtifactHop' -benchtime 1x -count 1 -timeout 20m ./services/seed-builder/builder/
 
 ## fuzz: run the decoders' fuzzers for a while (their seed corpora run in `make test`)
 FUZZTIME ?= 60s

@@ -175,7 +175,9 @@ func (s *Service) handle(ctx context.Context, e cloudevents.Event) error {
 		b.cleanup()
 		return ctx.Err() // shutting down: the request comes back and the build starts again
 	}
-	defer b.cleanup()
+	// The lock goes before the result is announced, so that whoever sees
+	// the result can start the next build on the cluster at once.
+	b.cleanup()
 	var f *failure
 	if err != nil && !errors.As(err, &f) {
 		// Not a refusal: NATS or the registry failed under us. Reported
@@ -297,14 +299,38 @@ func (b *build) lock(ctx context.Context) error {
 		if gerr != nil {
 			return gerr
 		}
-		if string(e.Value()) != b.req.BuildID {
-			return fail(events.SeedValidating, ReasonBuildInProgress, "build %s is running on cluster %s", e.Value(), b.req.ClusterID)
+		if other := string(e.Value()); other != b.req.BuildID {
+			if b.running(ctx, other) {
+				return fail(events.SeedValidating, ReasonBuildInProgress, "build %s is running on cluster %s", other, b.req.ClusterID)
+			}
+			// The holder ended without releasing the lock (a crash
+			// between its result and its cleanup): take the lock over.
+			if _, err := b.s.builds.Update(ctx, key, []byte(b.req.BuildID), e.Revision()); err != nil {
+				return fmt.Errorf("take over the lock of cluster %s from %s: %w", b.req.ClusterID, other, err)
+			}
 		}
 	} else if err != nil {
 		return fmt.Errorf("lock cluster %s: %w", b.req.ClusterID, err)
 	}
 	b.locked = true
 	return nil
+}
+
+// running: the build's record says Running (or cannot be read, which
+// counts as running: refusing is the safe side).
+func (b *build) running(ctx context.Context, id string) bool {
+	e, err := b.s.builds.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	var r state.SeedBuild
+	if json.Unmarshal(e.Value(), &r) != nil {
+		return true
+	}
+	return r.State == state.SeedBuildRunning
 }
 
 // credentials resolves the push secret reference to an auth file.

@@ -3,6 +3,7 @@ package builder_test
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"slices"
@@ -120,6 +121,10 @@ func TestRefusals(t *testing.T) {
 				if _, err := kv.Put(context.Background(), state.SeedBuildLockKey(seedCluster), []byte("other-build")); err != nil {
 					t.Fatal(err)
 				}
+				rec, _ := json.Marshal(state.SeedBuild{BuildID: "other-build", ClusterID: seedCluster, State: state.SeedBuildRunning})
+				if _, err := kv.Put(context.Background(), "other-build", rec); err != nil {
+					t.Fatal(err)
+				}
 			}},
 	}
 	for i, c := range cases {
@@ -150,6 +155,30 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("the tag exists after a refusal: %v", err)
 			}
 		})
+	}
+}
+
+// A lock left by a build that ended (a crash between its result and its
+// cleanup) does not block the cluster for ever.
+func TestStaleLockIsTakenOver(t *testing.T) {
+	r := newRig(t)
+	kv, err := r.js.KeyValue(context.Background(), "IBU_SEED_BUILDS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), state.SeedBuildLockKey(seedCluster), []byte("crashed")); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(state.SeedBuild{BuildID: "crashed", ClusterID: seedCluster, State: state.SeedBuildFailed})
+	if _, err := kv.Put(context.Background(), "crashed", rec); err != nil {
+		t.Fatal(err)
+	}
+	r.request(t, "after", seedCluster, r.reg.Ref("seeds/sno:after"), r.authFile)
+	if got := r.result(t, "after"); got.State != state.SeedBuildCompleted {
+		t.Fatalf("build after a stale lock: %+v", got)
+	}
+	if _, err := kv.Get(context.Background(), state.SeedBuildLockKey(seedCluster)); err == nil {
+		t.Error("lock kept after the build")
 	}
 }
 
