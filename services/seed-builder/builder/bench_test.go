@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,20 +121,32 @@ func synthTree(b *testing.B, r *rig, repo string, size int64) []string {
 	return files
 }
 
+// content is half random bytes (like the zlib-compressed objects of an
+// archive-mode ostree repository) and half text drawn at random from a
+// small vocabulary (like configuration, manifests and logs), which gzip
+// has to search for matches.
 func content(rng *rand.Rand, n int) []byte {
-	buf := make([]byte, n)
-	for i := 0; i < n/2; i += 8 {
+	buf := make([]byte, 0, n)
+	for len(buf) < n/2 {
 		v := rng.Uint64()
-		for j := 0; j < 8 && i+j < n/2; j++ {
-			buf[i+j] = byte(v >> (8 * j))
+		for j := 0; j < 8 && len(buf) < n/2; j++ {
+			buf = append(buf, byte(v>>(8*j)))
 		}
 	}
-	text := []byte("apiVersion: v1 kind: ConfigMap metadata: name: seed data: ")
-	for i := n / 2; i < n; i++ {
-		buf[i] = text[i%len(text)]
+	for len(buf) < n {
+		buf = append(buf, vocabulary[rng.IntN(len(vocabulary))]...)
+		buf = append(buf, ' ')
 	}
-	return buf
+	return buf[:n]
 }
+
+var vocabulary = strings.Fields(`apiVersion kind metadata name namespace labels annotations spec status
+	containers image imagePullPolicy resources limits requests cpu memory volumeMounts mountPath
+	readOnly env value valueFrom secretKeyRef configMapKeyRef ports containerPort protocol TCP UDP
+	livenessProbe readinessProbe httpGet path port initialDelaySeconds periodSeconds nodeSelector
+	tolerations effect NoSchedule operator Exists priorityClassName system-node-critical
+	serviceAccountName hostNetwork true false openshift-etcd openshift-kube-apiserver quay.io
+	sha256 registry release x86_64 rhcos kubelet crio ovnkube sriov ptp lifecycle-agent`)
 
 // change rewrites a fraction of the files, chosen evenly over the tree.
 func change(b *testing.B, files []string, frac float64, round int) {
