@@ -59,6 +59,7 @@ func runSeedBuild(ctx context.Context, io IO, args []string) error {
 	image := fs.String("image", "", "where to push: registry/repository:tag (required)")
 	secret := fs.String("push-secret", "", "push credentials: file:/path/auth.json (on the seed-builder) or [namespace/]secret (required)")
 	id := fs.String("build-id", "", "build id (default <cluster>-<unix time>)")
+	comp := fs.String("compression", "gzip", "compression of the content layers: gzip or zstd")
 	wait := fs.Duration("wait", 0, "wait this long for the build to end, printing its progress")
 	pos, help, err := parseArgs(fs, args)
 	if err != nil || help {
@@ -71,10 +72,13 @@ func runSeedBuild(ctx context.Context, io IO, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *comp != "gzip" && *comp != "zstd" {
+		return fmt.Errorf("%w: --compression %q: want gzip or zstd", ErrUsage, *comp)
+	}
 	if *id == "" {
 		*id = fmt.Sprintf("%s-%d", *cluster, time.Now().Unix())
 	}
-	req := events.SeedBuildRequested{BuildID: *id, ClusterID: *cluster, SeedImage: *image, PushSecretRef: ref}
+	req := events.SeedBuildRequested{BuildID: *id, ClusterID: *cluster, SeedImage: *image, PushSecretRef: ref, Compression: *comp}
 	e, err := events.New("/users/ibuctl", *cluster, req)
 	if err != nil {
 		return err

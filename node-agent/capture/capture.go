@@ -15,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -62,11 +63,24 @@ func Inventory(ctx context.Context, h Host) (events.SeedHostInventory, Source, e
 	}, src, nil
 }
 
-// Run captures the host into the object store under "<buildID>/": it
+// Request says what to capture where.
+type Request struct {
+	BuildID string
+	// WorkDir holds the exported repository while the capture runs.
+	WorkDir string
+	// Now is the seed's build time.
+	Now time.Time
+	// Compression of the content layers (default gzip).
+	Compression seedimage.Compression
+}
+
+// Run captures the host into the object store under "<BuildID>/": it
 // quiesces the workloads, exports the commit, /var and the /etc changes,
-// and resumes the workloads whatever happened. workDir holds the exported
-// repository while the capture runs.
-func Run(ctx context.Context, h Host, obs jetstream.ObjectStore, buildID, workDir string, now time.Time) (Result, error) {
+// and resumes the workloads whatever happened.
+func Run(ctx context.Context, h Host, obs jetstream.ObjectStore, req Request) (Result, error) {
+	if req.Compression == "" {
+		req.Compression = seedimage.Gzip
+	}
 	inv, src, err := Inventory(ctx, h)
 	if err != nil {
 		return Result{}, err
@@ -77,7 +91,7 @@ func Run(ctx context.Context, h Host, obs jetstream.ObjectStore, buildID, workDi
 		rerr := resume(h)
 		return res, &Error{Reason: ReasonQuiesceFailed, WorkloadsRunning: rerr == nil, Err: errors.Join(err, rerr)}
 	}
-	arts, manifest, cerr := export(ctx, h, src, obs, buildID, workDir, now)
+	arts, manifest, cerr := export(ctx, h, src, obs, req)
 	rerr := resume(h)
 	res.Quiesced = time.Since(start)
 	if cerr != nil {
@@ -115,8 +129,9 @@ func reasonOf(err error) string {
 	return ReasonExportFailed
 }
 
-func export(ctx context.Context, h Host, src Source, obs jetstream.ObjectStore, buildID, workDir string, now time.Time) ([]events.SeedArtifact, string, error) {
-	work := filepath.Join(workDir, "capture-"+buildID)
+func export(ctx context.Context, h Host, src Source, obs jetstream.ObjectStore, req Request) ([]events.SeedArtifact, string, error) {
+	buildID := req.BuildID
+	work := filepath.Join(req.WorkDir, "capture-"+buildID)
 	if err := os.RemoveAll(work); err != nil {
 		return nil, "", err
 	}
@@ -146,13 +161,13 @@ func export(ctx context.Context, h Host, src Source, obs jetstream.ObjectStore, 
 	}
 	var arts []events.SeedArtifact
 	for _, p := range producers {
-		a, err := upload(ctx, obs, buildID+"/"+string(p.role), p.role, p.tar)
+		a, err := upload(ctx, obs, buildID+"/"+string(p.role), p.role, req.Compression, p.tar)
 		if err != nil {
 			return nil, "", err
 		}
 		arts = append(arts, a)
 	}
-	info.BuildTime = now.UTC().Truncate(time.Second)
+	info.BuildTime = req.Now.UTC().Truncate(time.Second)
 	images := slices.Clone(src.Images)
 	slices.Sort(images)
 	b, err := json.Marshal(seedimage.CaptureManifest{Info: info, Images: slices.Compact(images), EtcDeletions: dels})
@@ -166,20 +181,18 @@ func export(ctx context.Context, h Host, src Source, obs jetstream.ObjectStore, 
 	return arts, name, nil
 }
 
-// upload streams tar -> gzip -> object store, hashing the tar (the layer's
-// diff ID) and the compressed bytes (its digest) on the way: one pass, no
-// temporary file.
-func upload(ctx context.Context, obs jetstream.ObjectStore, name string, role seedimage.Role, produce func(io.Writer) error) (events.SeedArtifact, error) {
+// upload streams tar -> compressor -> object store, hashing the tar (the
+// layer's diff ID) and the compressed bytes (its digest) on the way: one
+// pass, no temporary file.
+func upload(ctx context.Context, obs jetstream.ObjectStore, name string, role seedimage.Role, c seedimage.Compression, produce func(io.Writer) error) (events.SeedArtifact, error) {
+	mt := role.MediaTypeFor(c)
+	if mt == "" {
+		return events.SeedArtifact{}, fmt.Errorf("compression %q of the %s layer is not supported", c, role)
+	}
 	pr, pw := io.Pipe()
 	diff, blob := newCounter(), newCounter()
 	go func() {
-		// pgzip compresses 1 MB blocks on every core (a seed host has
-		// many) into one standard gzip stream; the output depends only on
-		// the input, so an unchanged layer keeps its digest.
-		zw, err := pgzip.NewWriterLevel(io.MultiWriter(blob, pw), pgzip.DefaultCompression)
-		if err == nil {
-			err = zw.SetConcurrency(1<<20, 2*runtime.GOMAXPROCS(0))
-		}
+		zw, err := compressor(io.MultiWriter(blob, pw), c)
 		if err != nil {
 			pw.CloseWithError(err)
 			return
@@ -196,9 +209,27 @@ func upload(ctx context.Context, obs jetstream.ObjectStore, name string, role se
 		return events.SeedArtifact{}, &reasoned{ReasonUploadFailed, fmt.Errorf("put %s: %w", name, err)}
 	}
 	return events.SeedArtifact{
-		Role: string(role), Object: name, MediaType: string(role.MediaType()),
+		Role: string(role), Object: name, MediaType: string(mt),
 		Digest: blob.digest(), SizeBytes: blob.n, DiffID: diff.digest(), UncompressedSize: diff.n,
 	}, nil
+}
+
+// compressor compresses on every core (a seed host has many). Both give
+// output that depends only on the input, so an unchanged layer keeps its
+// digest: pgzip compresses 1 MB blocks into one standard gzip stream, zstd
+// at its default level.
+func compressor(w io.Writer, c seedimage.Compression) (io.WriteCloser, error) {
+	if c == seedimage.Zstd {
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	}
+	zw, err := pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
+	if err != nil {
+		return nil, err
+	}
+	if err := zw.SetConcurrency(1<<20, 2*runtime.GOMAXPROCS(0)); err != nil {
+		return nil, err
+	}
+	return zw, nil
 }
 
 // chunkSize of the artifacts in the object store: 4x the store's default,

@@ -44,7 +44,7 @@ func TestCaptureRealOstree(t *testing.T) {
 		Stop:    [][]string{{"touch", filepath.Join(marks, "stopped")}},
 		Start:   [][]string{{"touch", filepath.Join(marks, "started")}},
 	}
-	res, err := capture.Run(t.Context(), h, obs, "b1", t.TempDir(), time.Now())
+	res, err := capture.Run(t.Context(), h, obs, capture.Request{BuildID: "b1", WorkDir: t.TempDir(), Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/seedimage"
 )
 
 // Worker serves a seed cluster's capture tasks (ibu.task.seed-capture.<cluster>).
@@ -74,7 +75,11 @@ func (w *Worker) handle(ctx context.Context, pub *bus.Publisher, e cloudevents.E
 			break
 		}
 		log.Info("capturing the seed host")
-		res, err := Run(ctx, w.Host, obs, req.BuildID, w.WorkDir, w.Now())
+		comp, cerr := seedimage.ParseCompression(req.Compression)
+		if cerr != nil {
+			return bus.Permanent(cerr)
+		}
+		res, err := Run(ctx, w.Host, obs, Request{BuildID: req.BuildID, WorkDir: w.WorkDir, Now: w.Now(), Compression: comp})
 		answer = w.answer(req, res.Inventory, res, err, start)
 		if err == nil {
 			log.Info("captured the seed host", "quiesced", res.Quiesced, "artifacts", len(res.Artifacts))

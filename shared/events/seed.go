@@ -32,6 +32,7 @@ type SeedBuildRequested struct {
 	ClusterID     string    `json:"clusterId"` // the seed cluster
 	SeedImage     string    `json:"seedImage"` // where to push: repository and tag, no digest
 	PushSecretRef SecretRef `json:"pushSecretRef"`
+	Compression   string    `json:"compression,omitempty"` // of the content layers: gzip (default) or zstd
 }
 
 // SeedBuildProgress reports a build's phase; the byte counts concern the

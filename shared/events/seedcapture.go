@@ -48,6 +48,8 @@ type SeedCaptureRequested struct {
 	// Bucket is the JetStream object store bucket the artifacts go to,
 	// under the object names "<buildId>/<role>".
 	Bucket string `json:"bucket,omitempty"`
+	// Compression of the content layers: "gzip" (default) or "zstd".
+	Compression string `json:"compression,omitempty"`
 }
 
 // SeedHostInventory is what the agent reports of the seed host.

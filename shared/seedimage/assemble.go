@@ -27,8 +27,8 @@ type RoleLayer struct {
 // Assemble makes a seed image from content layers that are compressed
 // already (a seed-builder receives them so from the capture, so they are
 // compressed once, on the seed host) and builds the metadata layer from
-// md. Each layer's media type must be its role's. Like Build, the same
-// inputs give the same digest.
+// md. Each layer's media type must be its role's, gzip or zstd. Like
+// Build, the same inputs give the same digest.
 func Assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) (v1.Image, error) {
 	img, err := assemble(info, images, content, md)
 	if err != nil {
@@ -66,7 +66,7 @@ func assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) 
 		if err != nil {
 			return nil, err
 		}
-		if mt != c.Role.MediaType() {
+		if !c.Role.Accepts(mt) {
 			return nil, fmt.Errorf("%w: %s layer has media type %s, want %s", ErrBadLayer, c.Role, mt, c.Role.MediaType())
 		}
 		byRole[c.Role] = c.Layer
@@ -77,8 +77,12 @@ func assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) 
 		if !ok {
 			return nil, fmt.Errorf("%w %s", ErrMissingLayer, role)
 		}
+		mt, err := l.MediaType()
+		if err != nil {
+			return nil, err
+		}
 		adds = append(adds, mutate.Addendum{
-			Layer: l, MediaType: role.MediaType(),
+			Layer: l, MediaType: mt,
 			Annotations: map[string]string{AnnotationRole: string(role)},
 			History:     v1.History{Created: created, CreatedBy: "ibu seed " + string(role) + " layer"},
 		})

@@ -40,7 +40,7 @@ func (b *build) ask(ctx context.Context, mode events.SeedCaptureMode, timeout ti
 	}
 	task := events.SeedCaptureRequested{ClusterID: b.req.ClusterID, BuildID: b.req.BuildID, Mode: mode}
 	if mode == events.CaptureFull {
-		task.Bucket = bus.ObjectStoreSeedArtifacts
+		task.Bucket, task.Compression = bus.ObjectStoreSeedArtifacts, b.req.Compression
 	}
 	e, err := events.New("/services/seed-builder", b.req.ClusterID, task)
 	if err != nil {

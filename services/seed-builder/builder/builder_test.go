@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"testing"
 
+	"ibu.dev/shared/events"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
@@ -155,6 +157,37 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("the tag exists after a refusal: %v", err)
 			}
 		})
+	}
+}
+
+func TestZstdSeed(t *testing.T) {
+	r := newRig(t)
+	for i, tag := range []string{"seeds/sno:z1", "seeds/sno:z2"} {
+		build := fmt.Sprintf("z%d", i+1)
+		r.reg.Reset()
+		r.send(t, events.SeedBuildRequested{BuildID: build, ClusterID: seedCluster, SeedImage: r.reg.Ref(tag), Compression: "zstd",
+			PushSecretRef: events.SecretRef{Kind: events.SecretKindDockerConfigFile, Name: "push", Path: r.authFile}})
+		rec := r.result(t, build)
+		if rec.State != state.SeedBuildCompleted {
+			t.Fatalf("zstd build: %+v", rec)
+		}
+		if i == 1 && rec.Result.ReusedLayers != 4 {
+			t.Errorf("the same content compressed again reused %d of 4 layers", rec.Result.ReusedLayers)
+		}
+		seed, err := seedimage.Pull(t.Context(), r.reg.Ref(tag), seedimage.WithAuthFile(r.authFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := seedimage.Verify(t.Context(), seed); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := seed.Manifest()
+		if got := string(m.Layers[0].MediaType); got != "application/vnd.ibu.seed.ostree.v1.tar+zstd" {
+			t.Errorf("ostree layer media type %s", got)
+		}
+		if vars := names(t, seed, seedimage.RoleVar); !slices.Contains(vars, "var/lib/etcd/member/snap/db") {
+			t.Errorf("zstd var layer reads as %v", vars)
+		}
 	}
 }
 

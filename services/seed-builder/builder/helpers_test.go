@@ -120,8 +120,13 @@ func (r *rig) register(t testing.TB, cluster string, pos stages.Position) {
 // request publishes a seed build request as any NATS client would.
 func (r *rig) request(t testing.TB, build, cluster, image, authFile string) {
 	t.Helper()
-	req := events.SeedBuildRequested{BuildID: build, ClusterID: cluster, SeedImage: image,
-		PushSecretRef: events.SecretRef{Kind: events.SecretKindDockerConfigFile, Name: "push", Path: authFile}}
+	r.send(t, events.SeedBuildRequested{BuildID: build, ClusterID: cluster, SeedImage: image,
+		PushSecretRef: events.SecretRef{Kind: events.SecretKindDockerConfigFile, Name: "push", Path: authFile}})
+}
+
+func (r *rig) send(t testing.TB, req events.SeedBuildRequested) {
+	t.Helper()
+	cluster := req.ClusterID
 	e, err := events.New("/users/test", cluster, req)
 	if err != nil {
 		t.Fatal(err)
