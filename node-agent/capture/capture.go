@@ -149,7 +149,7 @@ func export(ctx context.Context, h Host, src Source, obs jetstream.ObjectStore, 
 		role seedimage.Role
 		tar  func(io.Writer) error
 	}{
-		{seedimage.RoleOstree, func(w io.Writer) error { return tarTree(w, repo, "repo", nil) }},
+		{seedimage.RoleOstree, func(w io.Writer) error { return tarRepo(w, repo, "repo") }},
 		{seedimage.RoleVar, func(w io.Writer) error {
 			return tarTree(w, src.VarDir, "var", func(rel string) bool { return excluded(rel, VarExcludes) })
 		}},

@@ -20,6 +20,9 @@ type SimHost struct {
 	RepoDir string
 	// FailDescribe, FailQuiesce, FailExport, FailResume make that call fail.
 	FailDescribe, FailQuiesce, FailExport, FailResume error
+	// BeforeExport, when set, is called as ExportCommit starts (a test
+	// holds a capture in flight with it).
+	BeforeExport func()
 
 	mu       sync.Mutex
 	quiesced bool
@@ -70,6 +73,9 @@ func (h *SimHost) Resume(context.Context) error {
 
 // ExportCommit implements Host.
 func (h *SimHost) ExportCommit(_ context.Context, commit, ref, workDir string) (string, error) {
+	if h.BeforeExport != nil {
+		h.BeforeExport()
+	}
 	if h.FailExport != nil {
 		return "", h.FailExport
 	}

@@ -51,8 +51,13 @@ func excluded(rel string, patterns []string) bool {
 
 // tarWriter writes deterministic tars: entries in lexical order, no user or
 // group names, no access or change times, so the same tree gives the same
-// bytes and an unchanged layer keeps its digest.
-type tarWriter struct{ tw *tar.Writer }
+// bytes and an unchanged layer keeps its digest. With zeroTimes the
+// modification times are zero too: an exported ostree repository is fresh
+// files every time, while its content is addressed by checksum.
+type tarWriter struct {
+	tw        *tar.Writer
+	zeroTimes bool
+}
 
 func newTarWriter(w io.Writer) *tarWriter { return &tarWriter{tw: tar.NewWriter(w)} }
 
@@ -84,6 +89,9 @@ func (t *tarWriter) add(abs, name string, fi fs.FileInfo) error {
 	hdr.Uname, hdr.Gname = "", ""
 	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 	hdr.ModTime = hdr.ModTime.Truncate(time.Second)
+	if t.zeroTimes {
+		hdr.ModTime = time.Unix(0, 0)
+	}
 	hdr.Format = tar.FormatPAX
 	if err := t.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("%s: %w", abs, err)
@@ -107,7 +115,18 @@ func (t *tarWriter) add(abs, name string, fi fs.FileInfo) error {
 // tarTree writes dir's content under prefix ("var"), skipping what skip
 // says (rel is slash-separated, relative to dir).
 func tarTree(w io.Writer, dir, prefix string, skip func(rel string) bool) error {
+	return writeTree(newTarWriter(w), dir, prefix, skip)
+}
+
+// tarRepo writes an exported ostree repository under prefix, with zero
+// times, so that the same commit gives the same layer.
+func tarRepo(w io.Writer, dir, prefix string) error {
 	t := newTarWriter(w)
+	t.zeroTimes = true
+	return writeTree(t, dir, prefix, nil)
+}
+
+func writeTree(t *tarWriter, dir, prefix string, skip func(rel string) bool) error {
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

@@ -43,7 +43,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		func(ctx context.Context, e cloudevents.Event) error { return w.handle(ctx, pub, e) },
 		bus.ConsumeFilterSubjects(subject), bus.ConsumeService(events.ServiceNodeAgent),
 		bus.ConsumeLogger(w.Logger), bus.ConsumeMaxDeliver(3), bus.ConsumeAckWait(30*time.Second),
-		bus.ConsumeInProgress(10*time.Second))
+		bus.ConsumeInProgress(10*time.Second), bus.ConsumeBatch(1))
 	if err != nil {
 		return fmt.Errorf("consume capture tasks: %w", err)
 	}

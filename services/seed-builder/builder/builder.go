@@ -41,6 +41,10 @@ type Config struct {
 	// HubAgentNamespaces are namespace prefixes, and HubAgentCRDs CRD
 	// names, of hub-management agents a seed must not carry.
 	HubAgentNamespaces, HubAgentCRDs []string
+	// AckWait is how long a request handed to a replica that is busy with
+	// another build waits before it goes to another replica (default 30s;
+	// a running build's request is kept alive meanwhile).
+	AckWait time.Duration
 }
 
 // Defaults of Config.
@@ -92,6 +96,9 @@ func New(js jetstream.JetStream, cfg Config) *Service {
 	if cfg.CaptureTimeout <= 0 {
 		cfg.CaptureTimeout = 2 * time.Hour
 	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
 	if cfg.HubAgentNamespaces == nil {
 		cfg.HubAgentNamespaces = DefaultHubAgentNamespaces
 	}
@@ -110,8 +117,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamRequests, events.ServiceSeedBuilder, s.handle,
 		bus.ConsumeService(events.ServiceSeedBuilder), bus.ConsumeFilterSubjects("ibu.request.seed.>"),
-		bus.ConsumeLogger(s.log), bus.ConsumeMaxDeliver(5), bus.ConsumeAckWait(30*time.Second),
-		bus.ConsumeInProgress(10*time.Second), bus.ConsumeRejectedEvents("/services/seed-builder"))
+		bus.ConsumeLogger(s.log), bus.ConsumeMaxDeliver(5), bus.ConsumeAckWait(s.cfg.AckWait),
+		bus.ConsumeInProgress(s.cfg.AckWait/3), bus.ConsumeBatch(1), // builds are long: hold no queue
+		bus.ConsumeRejectedEvents("/services/seed-builder"))
 	if err != nil {
 		return fmt.Errorf("consume seed build requests: %w", err)
 	}

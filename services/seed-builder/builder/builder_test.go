@@ -9,7 +9,9 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/seedimage"
@@ -188,6 +190,38 @@ func TestZstdSeed(t *testing.T) {
 		if vars := names(t, seed, seedimage.RoleVar); !slices.Contains(vars, "var/lib/etcd/member/snap/db") {
 			t.Errorf("zstd var layer reads as %v", vars)
 		}
+	}
+}
+
+// Two replicas, two requests for one cluster: while the first build
+// captures, the other replica refuses the second, and the seed cluster is
+// quiesced once.
+func TestSecondBuildWhileOneRuns(t *testing.T) {
+	r := newRig(t)
+	r.replica()
+	inExport, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	r.host.BeforeExport = func() {
+		once.Do(func() { close(inExport) })
+		<-release
+	}
+	r.request(t, "first", seedCluster, r.reg.Ref("seeds/sno:first"), r.authFile)
+	select {
+	case <-inExport:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first build never reached the capture")
+	}
+	r.request(t, "second", seedCluster, r.reg.Ref("seeds/sno:second"), r.authFile)
+	rec := r.result(t, "second")
+	close(release)
+	if rec.State != state.SeedBuildFailed || rec.Reason != "BuildInProgress" || !strings.Contains(rec.Message, "first") {
+		t.Errorf("second build: %s %s %q", rec.State, rec.Reason, rec.Message)
+	}
+	if first := r.result(t, "first"); first.State != state.SeedBuildCompleted {
+		t.Errorf("first build: %+v", first)
+	}
+	if r.host.Quiesces() != 1 || !r.host.Running() {
+		t.Errorf("%d quiesces, running %v", r.host.Quiesces(), r.host.Running())
 	}
 }
 

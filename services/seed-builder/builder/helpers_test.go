@@ -34,6 +34,7 @@ type rig struct {
 	dir      string
 	seen     map[string]bool
 	wait     time.Duration // how long result waits for a build
+	replica  func()        // starts one more seed-builder replica
 }
 
 func newRig(t testing.TB) *rig {
@@ -52,7 +53,13 @@ func newRig(t testing.TB) *rig {
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Logger: log}
 	go func() { defer func() { done <- struct{}{} }(); _ = w.Run(ctx) }()
-	svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute})
+	r.replica = func() {
+		svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
+		done := make(chan struct{})
+		go func() { defer close(done); _ = svc.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
 	go func() { defer func() { done <- struct{}{} }(); _ = svc.Run(ctx) }()
 	r.register(t, seedCluster, stages.IdlePosition)
 	return r
