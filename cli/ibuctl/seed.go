@@ -24,6 +24,9 @@ func runSeed(ctx context.Context, io IO, args []string) error {
 		return fmt.Errorf("%w: seed build|status", ErrUsage)
 	}
 	switch args[0] {
+	case "-h", "--help", "help":
+		_, err := fmt.Fprint(io.Out, "usage:\n  ibuctl seed build --cluster ID --image REGISTRY/REPO:TAG --push-secret file:/abs/auth.json|[NAMESPACE/]SECRET [--compression gzip|zstd] [--build-id ID] [--wait DURATION]\n  ibuctl seed status [BUILD|CLUSTER...] [-o table|json|yaml]\n")
+		return err
 	case "build":
 		return runSeedBuild(ctx, io, args[1:])
 	case "status":

@@ -71,4 +71,7 @@ func TestSeedBuildAndStatus(t *testing.T) {
 	if _, _, err := h.run(t.Context(), "seed", "build", "--cluster", "x"); !errors.Is(err, ErrUsage) {
 		t.Errorf("missing flags: %v", err)
 	}
+	if out, _, err := h.run(t.Context(), "seed", "-h"); err != nil || !strings.Contains(out, "ibuctl seed status") {
+		t.Errorf("seed -h: %q, %v", out, err)
+	}
 }
