@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -25,7 +24,7 @@ func runSeed(ctx context.Context, io IO, args []string) error {
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
-		_, err := fmt.Fprint(io.Out, "usage:\n  ibuctl seed build --cluster ID --image REGISTRY/REPO:TAG --push-secret file:/abs/auth.json|[NAMESPACE/]SECRET [--compression gzip|zstd] [--build-id ID] [--wait DURATION]\n  ibuctl seed status [BUILD|CLUSTER...] [-o table|json|yaml]\n")
+		_, err := fmt.Fprint(io.Out, "usage:\n  ibuctl seed build --cluster ID --image REGISTRY/REPO:TAG --push-secret kubernetes-secret:NAME[:NS]|dockerconfig-file:NAME:/PATH [--compression gzip|zstd] [--build-id ID] [--wait DURATION]\n  ibuctl seed status [BUILD|CLUSTER...] [-o table|json|yaml]\n")
 		return err
 	case "build":
 		return runSeedBuild(ctx, io, args[1:])
@@ -35,24 +34,15 @@ func runSeed(ctx context.Context, io IO, args []string) error {
 	return fmt.Errorf("%w: seed %q: want build or status", ErrUsage, args[0])
 }
 
-// parseSecretRef reads --push-secret: "file:/abs/auth.json" for a docker
-// config file on the seed-builder, or "[namespace/]name" for a Kubernetes
-// Secret of type dockerconfigjson.
+// parseSecretRef reads --push-secret with the syntax of upgrade's
+// --pull-secret: kubernetes-secret:NAME[:NAMESPACE] or
+// dockerconfig-file:NAME:/ABSOLUTE/PATH (a file on the seed-builder).
 func parseSecretRef(s string) (events.SecretRef, error) {
-	if p, ok := strings.CutPrefix(s, "file:"); ok {
-		if !filepath.IsAbs(p) {
-			return events.SecretRef{}, fmt.Errorf("--push-secret file:%s: the path must be absolute (it is read by the seed-builder)", p)
-		}
-		return events.SecretRef{Kind: events.SecretKindDockerConfigFile, Name: filepath.Base(p), Path: p}, nil
+	ref, err := parsePullSecret(s)
+	if err != nil {
+		return events.SecretRef{}, fmt.Errorf("--push-secret: %w", err)
 	}
-	ns, name, ok := strings.Cut(s, "/")
-	if !ok {
-		ns, name = "", s
-	}
-	if name == "" {
-		return events.SecretRef{}, fmt.Errorf("--push-secret: want file:/path/auth.json or [namespace/]secret-name")
-	}
-	return events.SecretRef{Kind: events.SecretKindKubernetes, Name: name, Namespace: ns}, nil
+	return *ref, nil
 }
 
 func runSeedBuild(ctx context.Context, io IO, args []string) error {
@@ -60,7 +50,7 @@ func runSeedBuild(ctx context.Context, io IO, args []string) error {
 	nf := addNATSFlags(fs, io)
 	cluster := fs.String("cluster", "", "the seed cluster (required)")
 	image := fs.String("image", "", "where to push: registry/repository:tag (required)")
-	secret := fs.String("push-secret", "", "push credentials: file:/path/auth.json (on the seed-builder) or [namespace/]secret (required)")
+	secret := fs.String("push-secret", "", "push credentials: kubernetes-secret:NAME[:NAMESPACE] or dockerconfig-file:NAME:/PATH (a file on the seed-builder) (required)")
 	id := fs.String("build-id", "", "build id (default <cluster>-<unix time>)")
 	comp := fs.String("compression", "gzip", "compression of the content layers: gzip or zstd")
 	wait := fs.Duration("wait", 0, "wait this long for the build to end, printing its progress")

@@ -17,11 +17,11 @@ func TestParseSecretRef(t *testing.T) {
 		want events.SecretRef
 		err  string
 	}{
-		{in: "file:/run/secrets/push.json", want: events.SecretRef{Kind: events.SecretKindDockerConfigFile, Name: "push.json", Path: "/run/secrets/push.json"}},
-		{in: "ibu-system/seed-push", want: events.SecretRef{Kind: events.SecretKindKubernetes, Name: "seed-push", Namespace: "ibu-system"}},
-		{in: "seed-push", want: events.SecretRef{Kind: events.SecretKindKubernetes, Name: "seed-push"}},
-		{in: "file:auth.json", err: "absolute"},
-		{in: "ns/", err: "want file:"},
+		{in: "dockerconfig-file:push:/run/secrets/push.json", want: events.SecretRef{Kind: events.SecretKindDockerConfigFile, Name: "push", Path: "/run/secrets/push.json"}},
+		{in: "kubernetes-secret:seed-push:ibu-system", want: events.SecretRef{Kind: events.SecretKindKubernetes, Name: "seed-push", Namespace: "ibu-system"}},
+		{in: "secret:seed-push", want: events.SecretRef{Kind: events.SecretKindKubernetes, Name: "seed-push"}},
+		{in: "dockerconfig-file:push:auth.json", err: "absolute path"},
+		{in: "seed-push", err: "--push-secret"},
 	} {
 		got, err := parseSecretRef(c.in)
 		if c.err != "" {
@@ -39,7 +39,7 @@ func TestParseSecretRef(t *testing.T) {
 func TestSeedBuildAndStatus(t *testing.T) {
 	h := startTestHub(t)
 	run := h.start("seed", "build", "--cluster", "seed-lab", "--image", "registry.example.com/seeds/sno:4.16.3",
-		"--push-secret", "ibu-system/seed-push", "--build-id", "b1", "--wait", "15s")
+		"--push-secret", "kubernetes-secret:seed-push:ibu-system", "--build-id", "b1", "--wait", "15s")
 	e := h.takeRequest()
 	req, err := events.DataAs[events.SeedBuildRequested](e)
 	if err != nil {
