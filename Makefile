@@ -67,6 +67,7 @@ bench: kube-bins
 	$(GO) test -run '^$$' -bench BenchmarkRound -benchtime 50x -count 1 ./services/health/health/
 	$(GO) test -run '^$$' -bench 'BenchmarkPrecache(Node|Fleet)$$' -benchtime 1x -count 1 ./services/precache/precache/
 	IBU_BENCH_SPOKES=$${IBU_BENCH_SPOKES:-2000} $(GO) test -run '^$$' -bench BenchmarkHubSpokes -benchtime 1x -count 1 -timeout 20m ./test/hubbench/
+	$(GO) test -run '^$$' -bench 'BenchmarkSeedBuild|BenchmarkArtifactHop' -benchtime 1x -count 1 -timeout 20m ./services/seed-builder/builder/
 
 ## fuzz: run the decoders' fuzzers for a while (their seed corpora run in `make test`)
 FUZZTIME ?= 60s

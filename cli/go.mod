@@ -6,6 +6,7 @@ replace (
 	ibu.dev/node-agent => ../node-agent
 	ibu.dev/services/precache => ../services/precache
 	ibu.dev/services/scheduler => ../services/scheduler
+	ibu.dev/services/seed-builder => ../services/seed-builder
 	ibu.dev/shared => ../shared
 )
 
@@ -19,6 +20,7 @@ require (
 	ibu.dev/node-agent v0.0.0-00010101000000-000000000000
 	ibu.dev/services/precache v0.0.0-00010101000000-000000000000
 	ibu.dev/services/scheduler v0.0.0-00010101000000-000000000000
+	ibu.dev/services/seed-builder v0.0.0-00010101000000-000000000000
 	ibu.dev/shared v0.0.0-00010101000000-000000000000
 )
 
@@ -35,7 +37,8 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
-	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/klauspost/pgzip v1.3.0 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect

@@ -138,10 +138,11 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 
 	reg := startRegistry("ibu", "s3cret")
 	defer reg.close()
-	seed, err := d.seed(ctx, reg)
+	seed, stopSeed, err := d.buildSeed(ctx, reg, filepath.Join(dir, "seed"))
 	if err != nil {
 		return err
 	}
+	defer stopSeed()
 	tf, err := os.Create(*traces)
 	if err != nil {
 		return fmt.Errorf("trace file: %w", err)
@@ -191,51 +192,6 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 
 func (d *demo) say(section, format string, args ...any) {
 	fmt.Fprintf(d.io.Out, "[%5.2fs] %-8s %s\n", time.Since(d.started).Seconds(), section, fmt.Sprintf(format, args...))
-}
-
-// seed builds a synthetic seed image, shows that a wrong password is
-// refused, pushes it, and reads its metadata back without pulling a layer.
-func (d *demo) seed(ctx context.Context, reg *localRegistry) (seedimage.Summary, error) {
-	synth, err := seedsim.New("4.16.9", 0)
-	if err != nil {
-		return seedimage.Summary{}, err
-	}
-	// The release's container images, for precache: real images in the
-	// registry that share a base layer and a layer per group of 25.
-	set, err := seedsim.ImageSet{Count: 125, BaseSize: 256 << 10, GroupSize: 25, GroupBytes: 64 << 10, OwnBytes: 16 << 10, Seed: 1}.
-		Push(ctx, reg.host(), "ocp-release", basicAuth{user: reg.user, pass: reg.pass})
-	if err != nil {
-		return seedimage.Summary{}, fmt.Errorf("push the release images: %w", err)
-	}
-	d.images = set
-	d.regHost, d.regUser, d.regPass = reg.host(), reg.user, reg.pass
-	synth.Images = set.Images
-	d.say("seed", "pushed %d release images (%.1f MiB in all, %.1f MiB of distinct layers)", len(set.Images), mib(set.NaiveBytes), mib(set.UniqueBytes))
-	img, err := synth.Build()
-	if err != nil {
-		return seedimage.Summary{}, err
-	}
-	ref := reg.host() + "/telco/sno-seed:4.16.9"
-	wrong := &staticAuth{user: "ibu", pass: "guess"}
-	if _, err := seedimage.Push(ctx, ref, img, seedimage.WithAuth(wrong)); errors.Is(err, seedimage.ErrUnauthorized) {
-		d.say("seed", "push with a wrong password refused: %v", err)
-	} else {
-		return seedimage.Summary{}, fmt.Errorf("push with a wrong password: want ErrUnauthorized, got %v", err)
-	}
-	good := seedimage.WithAuth(&staticAuth{user: reg.user, pass: reg.pass})
-	d.seedAuth = []seedimage.Option{good}
-	pinned, err := seedimage.Push(ctx, ref, img, good)
-	if err != nil {
-		return seedimage.Summary{}, err
-	}
-	sum, err := seedimage.Inspect(ctx, pinned, good)
-	if err != nil {
-		return seedimage.Summary{}, err
-	}
-	d.say("seed", "pushed %s", pinned)
-	d.say("seed", "inspected from manifest and config only: version %s, %d precache images, stateroot %s",
-		sum.Info.Version, len(sum.Images), sum.Info.Stateroot)
-	return sum, nil
 }
 
 // clusterResult is one simulated cluster's outcome.

@@ -137,7 +137,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
-		"push with a wrong password refused",
+		"seed build with a wrong password refused before the seed cluster was touched (0 quiesces",
+		"seed-builder captured seed-lab (workloads quiesced once, running again: true)",
 		"inspected from manifest and config only: version 4.16.9, 125 precache images",
 		"8 node agents registered on simulated hosts",
 		"desired Upgrade while Idle refused by its agent: Prep first",

@@ -38,6 +38,7 @@ func commands() map[string]command {
 		"clusters":  {"list the cluster inventory with each cluster's stage", runClusters},
 		"dashboard": {"serve the live web dashboard of a hub (read-only; --listen 127.0.0.1:8080)", runDashboard},
 		"creds":     {"NATS credentials: init the hub's trust, issue a cluster's or a service's, revoke, server config", runCreds},
+		"seed":      {"build a seed image from a seed cluster (seed build), list builds (seed status)", runSeed},
 	}
 }
 

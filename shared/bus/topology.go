@@ -149,6 +149,7 @@ func KeyValueConfigs(opts ...TopologyOption) []jetstream.KeyValueConfig {
 		kv(BucketPlans, "ibu upgrade plans and their fleet status", 5),
 		kv(BucketDesired, "ibu desired state per cluster", DefaultStateHistory),
 		kv(BucketStatus, "ibu observed state per cluster", DefaultStateHistory),
+		kv(BucketSeedBuilds, "ibu seed builds and their results", 5),
 	}
 }
 
@@ -187,7 +188,7 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, opts ...Topolog
 			return err
 		}
 	}
-	return nil
+	return ensureObjectStores(ctx, js, opts...)
 }
 
 // ensureAttemptTimeout bounds one create-or-update request, so that a

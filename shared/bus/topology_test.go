@@ -18,9 +18,15 @@ func streamInfos(t *testing.T, js jetstream.JetStream) map[string]*jetstream.Str
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out := map[string]*jetstream.StreamInfo{}
-	names := []string{bus.StreamRequests, bus.StreamTasks, bus.StreamEvents, bus.StreamDLQ}
-	for _, b := range []string{bus.BucketClusters, bus.BucketPlans, bus.BucketDesired, bus.BucketStatus} {
-		names = append(names, "KV_"+b)
+	var names []string
+	for _, c := range bus.StreamConfigs() {
+		names = append(names, c.Name)
+	}
+	for _, c := range bus.KeyValueConfigs() {
+		names = append(names, "KV_"+c.Bucket)
+	}
+	for _, c := range bus.ObjectStoreConfigs() {
+		names = append(names, "OBJ_"+c.Bucket)
 	}
 	for _, n := range names {
 		st, err := js.Stream(ctx, n)
@@ -107,8 +113,8 @@ func TestEnsureTopologyConcurrentStartup(t *testing.T) {
 		}
 	}
 	_, js := natstest.Connect(t, srv.URL())
-	if n := len(streamInfos(t, js)); n != 8 {
-		t.Fatalf("%d streams", n)
+	if n, want := len(streamInfos(t, js)), len(bus.StreamConfigs())+len(bus.KeyValueConfigs())+len(bus.ObjectStoreConfigs()); n != want {
+		t.Fatalf("%d streams, want %d", n, want)
 	}
 }
 

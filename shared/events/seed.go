@@ -32,6 +32,7 @@ type SeedBuildRequested struct {
 	ClusterID     string    `json:"clusterId"` // the seed cluster
 	SeedImage     string    `json:"seedImage"` // where to push: repository and tag, no digest
 	PushSecretRef SecretRef `json:"pushSecretRef"`
+	Compression   string    `json:"compression,omitempty"` // of the content layers: gzip (default) or zstd
 }
 
 // SeedBuildProgress reports a build's phase; the byte counts concern the
@@ -43,20 +44,23 @@ type SeedBuildProgress struct {
 	Message    string         `json:"message,omitempty"`
 	BytesDone  int64          `json:"bytesDone"`
 	BytesTotal int64          `json:"bytesTotal"`
+	Layer      string         `json:"layer,omitempty"` // the layer's role while pushing
 }
 
 // SeedBuildCompleted says the seed was pushed and read back. Plans should
 // name the seed by Digest, which cannot move, rather than by tag.
 type SeedBuildCompleted struct {
-	ClusterID    string `json:"clusterId"`
-	BuildID      string `json:"buildId"`
-	SeedImage    string `json:"seedImage"`
-	Digest       string `json:"digest"` // sha256:<64 hex> of the manifest
-	SeedVersion  string `json:"seedVersion"`
-	Layers       int    `json:"layers"`
-	ReusedLayers int    `json:"reusedLayers"` // already in the registry from an earlier seed
-	SizeBytes    int64  `json:"sizeBytes"`
-	DurationMs   int64  `json:"durationMs"`
+	ClusterID    string   `json:"clusterId"`
+	BuildID      string   `json:"buildId"`
+	SeedImage    string   `json:"seedImage"`
+	Digest       string   `json:"digest"` // sha256:<64 hex> of the manifest
+	SeedVersion  string   `json:"seedVersion"`
+	Layers       int      `json:"layers"`
+	ReusedLayers int      `json:"reusedLayers"` // already in the registry from an earlier seed
+	SizeBytes    int64    `json:"sizeBytes"`
+	DurationMs   int64    `json:"durationMs"`
+	Images       int      `json:"images"`                 // container images in the precache list
+	LayerDigests []string `json:"layerDigests,omitempty"` // in manifest order
 }
 
 // SeedBuildFailed says a build failed, in which phase and why.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -40,4 +41,11 @@ func registryError(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	return err
+}
+
+// isAuthFailure: a token exchange refused with 401/403 comes back from
+// go-containerregistry as a plain error whose text carries the status.
+func isAuthFailure(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "UNAUTHORIZED") || strings.Contains(s, "401 Unauthorized") || strings.Contains(s, "403 Forbidden") || strings.Contains(s, "DENIED")
 }

@@ -1,7 +1,6 @@
 package seedimage
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -96,7 +95,7 @@ func checkRoles(layers []v1.Descriptor) []error {
 		case want == "":
 			errs = append(errs, fmt.Errorf("%w: layer %d (%s) has role %q", ErrBadLayer, i, d.Digest, role))
 			continue
-		case d.MediaType != want:
+		case !role.Accepts(d.MediaType):
 			errs = append(errs, fmt.Errorf("%w: layer %s has media type %s, want %s", ErrBadLayer, role, d.MediaType, want))
 		}
 		seen[role]++
@@ -145,7 +144,7 @@ func checkLayer(ctx context.Context, s *Seed, d v1.Descriptor, diffID *v1.Hash) 
 	}
 	done := make(chan result, 1)
 	go func() {
-		h, _, err := gunzipHash(pr)
+		h, _, err := decompressHash(pr, compressionOf(d.MediaType))
 		_, _ = io.Copy(io.Discard, pr) // keep the blob hash going after a gzip error
 		done <- result{h, err}
 	}()
@@ -161,21 +160,12 @@ func checkLayer(ctx context.Context, s *Seed, d v1.Descriptor, diffID *v1.Hash) 
 		return fmt.Errorf("%w: %s: content is %s (%d bytes), manifest says %d bytes", ErrDigestMismatch, what, got, n, d.Size)
 	}
 	if res.err != nil {
-		return fmt.Errorf("%w: %s is not gzip: %v", ErrBadLayer, what, res.err)
+		return fmt.Errorf("%w: %s is not %s: %v", ErrBadLayer, what, compressionOf(d.MediaType), res.err)
 	}
 	if diffID != nil && res.diffID != *diffID {
 		return fmt.Errorf("%w: %s: uncompressed content is %s, config says %s", ErrDigestMismatch, what, res.diffID, *diffID)
 	}
 	return nil
-}
-
-func gunzipHash(r io.Reader) (v1.Hash, int64, error) {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return v1.Hash{}, 0, err
-	}
-	defer zr.Close()
-	return v1.SHA256(zr)
 }
 
 // ctxReader stops a long read when ctx is done.
