@@ -135,6 +135,7 @@ func TestHubInstallUpgradeUninstall(t *testing.T) {
 	up["services"] = map[string]any{"scheduler": map[string]any{"replicas": 3, "image": map[string]any{"digest": digest}}}
 	up["nats"] = map[string]any{"external": map[string]any{"url": "nats://nats.messaging:4222"}}
 	up["logLevel"] = "debug"
+	up["pushSecrets"] = []any{"quay-push"}
 	if err := c.Upgrade(hubChart, "ibu", up); err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +148,19 @@ func TestHubInstallUpgradeUninstall(t *testing.T) {
 	}
 	if env(d, "NATS_URL") != "nats://nats.messaging:4222" || env(d, "IBU_LOG_LEVEL") != "debug" {
 		t.Errorf("after upgrade: NATS_URL %q, log level %q", env(d, "NATS_URL"), env(d, "IBU_LOG_LEVEL"))
+	}
+	// The push Secret reaches the seed-builder, where a build request's
+	// kubernetes-secret:quay-push finds it, and no other service.
+	sb, err := cs.AppsV1().Deployments(ns).Get(ctx, "ibu-seed-builder", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushMount := "/etc/ibu/push-secrets/" + ns + "/quay-push"
+	if !hasMount(sb, pushMount) || env(sb, "IBU_SECRETS_DIR") != "/etc/ibu/push-secrets" || env(sb, "POD_NAMESPACE") != ns {
+		t.Errorf("seed-builder: push Secret mount %v, IBU_SECRETS_DIR %q, POD_NAMESPACE %q", hasMount(sb, pushMount), env(sb, "IBU_SECRETS_DIR"), env(sb, "POD_NAMESPACE"))
+	}
+	if hasMount(d, pushMount) {
+		t.Error("the scheduler mounts the push Secret")
 	}
 	if _, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "ibu-nats", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("NATS StatefulSet with an external NATS: %v", err)
@@ -315,4 +329,13 @@ func TestAgentInstall(t *testing.T) {
 	if err := c.Uninstall("spoke"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func hasMount(d *appsv1.Deployment, path string) bool {
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.MountPath == path {
+			return true
+		}
+	}
+	return false
 }

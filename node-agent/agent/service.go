@@ -55,7 +55,7 @@ func (a *Agent) askService(ctx context.Context, r *runState, step string, req ev
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, jetstream.ErrNoMessages) || bus.Transient(err) {
 				continue
 			}
 			return fmt.Errorf("wait for answer to %s: %w", req.EventType(), err)

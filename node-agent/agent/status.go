@@ -36,7 +36,7 @@ func (a *Agent) updateStatus(ctx context.Context, fn func(s *state.Status, exist
 	var before stages.Position
 	var existed bool
 	now := a.d.Now().UTC()
-	st, _, err := bus.UpdateJSON(ctx, a.status, a.cfg.ClusterID, func(s *state.Status, exists bool) error {
+	st, rev, err := bus.UpdateJSON(ctx, a.status, a.cfg.ClusterID, func(s *state.Status, exists bool) error {
 		before, existed = s.Position, exists
 		fn(s, exists)
 		s.ClusterID = a.cfg.ClusterID
@@ -50,12 +50,32 @@ func (a *Agent) updateStatus(ctx context.Context, fn func(s *state.Status, exist
 	if existed && before == st.Position {
 		return st, nil
 	}
-	err = a.emit(ctx, events.StageChanged{
+	// The status is written: its stage.changed event must not be lost to a
+	// JetStream leader election (a retry of the caller would find the
+	// position unchanged and emit nothing). The id is the write's revision,
+	// so re-sends are deduplicated.
+	sc := events.StageChanged{
 		ClusterID: a.cfg.ClusterID, PlanID: st.PlanID, Generation: st.ObservedGeneration,
 		Stage: st.Stage, State: st.State, PreviousStage: before.Stage, PreviousState: before.State,
 		AfterPivot: st.AfterPivot, Conditions: st.Conditions, ValidNextStages: st.ValidNextStages,
-	})
-	return st, err
+	}
+	id := fmt.Sprintf("%s.status.%d", a.cfg.ClusterID, rev)
+	start, pause := a.d.Now(), 200*time.Millisecond
+	for {
+		err = a.emitWithID(ctx, id, sc)
+		if err == nil || ctx.Err() != nil || !bus.Transient(err) || a.d.Now().Sub(start) > time.Minute {
+			return st, err
+		}
+		a.log.Warn("stage change not published yet; retrying", "stage", st.Stage, "state", st.State, "error", err)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return st, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
 }
 
 // setPosition moves the status to p with a message, setting the stage's

@@ -272,17 +272,14 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, replicas int, l
 	// Only the agent's own buckets are looked at: a cluster's credentials
 	// allow no other stream's info (a denied request shows as a timeout).
 	missing := ""
-	for _, kv := range bus.KeyValueConfigs() {
-		if kv.Bucket == bus.BucketPlans {
-			continue
-		}
-		_, err := js.KeyValue(ctx, kv.Bucket)
+	for _, bucket := range []string{bus.BucketDesired, bus.BucketStatus, bus.BucketClusters} {
+		_, err := js.KeyValue(ctx, bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			missing = kv.Bucket
+			missing = bucket
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("look up bucket %s: %w (a timeout here is often a permission denial: see the log)", kv.Bucket, err)
+			return fmt.Errorf("look up bucket %s: %w (a timeout here is often a permission denial: see the log)", bucket, err)
 		}
 	}
 	if missing == "" {
