@@ -89,6 +89,11 @@ type Config struct {
 	// MetricsListen is where /metrics is served ("" = nowhere).
 	MetricsListen string
 
+	// SeedCapture makes this a seed cluster's agent: it also serves the
+	// seed-builder's capture tasks. ReleaseImage goes into the seed's info.
+	SeedCapture  bool
+	ReleaseImage string
+
 	HealthAddr      string // /healthz and /readyz ("" = none)
 	NATSInboxPrefix string // reply inbox prefix the credentials allow ("" = _INBOX)
 
@@ -122,7 +127,7 @@ func options() []option {
 		{name: "host-root", env: "IBU_HOST_ROOT", arg: "DIR", help: "where the host's / is mounted in this container (e.g. /host): ostree and systemctl then run via chroot DIR, and host paths are opened under DIR"},
 		{name: "journal-dir", env: "IBU_JOURNAL_DIR", arg: "DIR", shown: "<host-root><sysroot>/ostree/ibu-agent/journal; sim: <sim-dir>/journal", help: "the step journal. It must be on the physical root, outside both stateroots' /etc and /var, so that the agent finds the run to resume whichever stateroot it boots in (after the pivot, or after a rollback)"},
 		{name: "work-dir", env: "IBU_WORK_DIR", arg: "DIR", shown: "<host-root><sysroot>/ostree/ibu-agent/work; sim: <sim-dir>/work", help: "scratch space for the seed's extracted ostree repository during Prep; like the journal, outside both stateroots (and under --host-root when set)"},
-		{name: "kubeconfig", env: "IBU_KUBECONFIG", arg: "FILE", help: "kubeconfig of the local cluster; checked to exist, not used yet (fingerprint discovery and the CRI image store will use it)"},
+		{name: "kubeconfig", env: "IBU_KUBECONFIG", arg: "FILE", help: "kubeconfig of the local cluster: what --seed-capture reads the seed cluster's inventory with"},
 		{name: "version", env: "IBU_VERSION", arg: "X.Y.Z", help: "the OpenShift version the booted stateroot runs; with --backend ostree the booted deployment's commit version wins when it has one; required with --backend sim"},
 		{name: "arch", env: "IBU_ARCH", arg: "ARCH", def: runtime.GOARCH, help: "fingerprint: CPU architecture (amd64, arm64, ppc64le, s390x)"},
 		{name: "platform", env: "IBU_PLATFORM", arg: "NAME", def: "None", help: "fingerprint: infrastructure platform (None, BareMetal, ...)"},
@@ -141,6 +146,8 @@ func options() []option {
 		{name: "nats-inbox-prefix", env: "IBU_NATS_INBOX_PREFIX", arg: "PREFIX", help: "subject prefix of reply inboxes: the one the cluster's credentials allow (ibuctl creds issue prints it: _INBOX_<cluster-id>); empty: _INBOX"},
 		{name: "log-level", env: "IBU_LOG_LEVEL", arg: "LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", env: "IBU_LOG_FORMAT", arg: "json|text", def: "json", help: "log format on standard error"},
+		{name: "seed-capture", env: "IBU_SEED_CAPTURE", boolean: true, def: "false", help: "this is a seed cluster: also serve the seed-builder's capture tasks (inventory from --kubeconfig; workloads stopped with systemctl during a capture and always started again). Needs --backend ostree, --kubeconfig and --release-image"},
+		{name: "release-image", env: "IBU_RELEASE_IMAGE", arg: "REF", help: "with --seed-capture: the release payload the seed cluster runs (name@sha256:...), written into the seed's info"},
 		{name: "metrics-listen", env: "IBU_METRICS_LISTEN", arg: "HOST:PORT", help: "serve Prometheus metrics on http://HOST:PORT/metrics (stage and step durations, precache bytes and images, events handled, NATS reconnects); empty: none"},
 		{name: "cri-endpoint", env: "IBU_CRI_ENDPOINT", arg: "URL", def: "unix:///var/run/crio/crio.sock", help: "the container runtime's CRI socket, for --image-store cri"},
 		{name: "pull-auth-file", env: "IBU_PULL_AUTH_FILE", arg: "FILE", help: "docker config.json with the node's pull secret for precache pulls (default: the runtime's own credentials)"},
@@ -409,6 +416,19 @@ func (p *parser) config() Config {
 	c.LogLevel = p.logLevel("log-level")
 	c.LogFormat = p.oneOf("log-format", "json", "text")
 	c.MetricsListen = p.str("metrics-listen")
+	c.SeedCapture = p.boolean("seed-capture")
+	c.ReleaseImage = p.str("release-image")
+	if c.SeedCapture {
+		switch {
+		case c.Backend != BackendOstree:
+			p.bad("seed-capture", "needs --backend ostree: a capture exports the booted ostree commit")
+		case c.Kubeconfig == "":
+			p.bad("seed-capture", "needs --kubeconfig: the seed-builder checks the cluster's namespaces, CRDs, volumes and nodes before a capture")
+		}
+		if err := seedimage.ValidateImageRef(c.ReleaseImage); err != nil {
+			p.bad("release-image", "with --seed-capture, want the release payload by digest (name@sha256:...): %v", err)
+		}
+	}
 
 	c.SimStateroot = p.str("sim-stateroot")
 	if !stateRootRE.MatchString(c.SimStateroot) {

@@ -153,6 +153,10 @@ func TestParseRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostRoot := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ok := []string{"--cluster-id", "sno-1"}
 	tests := []struct {
 		name string
@@ -185,6 +189,9 @@ func TestParseRefuses(t *testing.T) {
 		{"host root missing", append(ok, "--host-root", filepath.Join(dir, "nohost")), nil, []string{"--host-root", "not a directory"}},
 		{"work dir outside host root", append(ok, "--host-root", hostRoot, "--work-dir", "/var/tmp/work"), nil, []string{"--work-dir", "--host-root"}},
 		{"relative journal", append(ok, "--journal-dir", "journal"), nil, []string{"--journal-dir", "absolute path"}},
+		{"seed capture on sim", append(ok, "--backend", "sim", "--version", "4.16.3", "--seed-capture", "--release-image", "quay.io/ocp/release@sha256:"+strings.Repeat("a", 64)), nil, []string{"--seed-capture", "--backend ostree"}},
+		{"seed capture without kubeconfig", append(ok, "--seed-capture", "--release-image", "quay.io/ocp/release@sha256:"+strings.Repeat("a", 64)), nil, []string{"--seed-capture", "--kubeconfig"}},
+		{"seed capture without release image", append(ok, "--seed-capture", "--kubeconfig", kubeconfig), nil, []string{"--release-image", "sha256"}},
 		{"version", append(ok, "--version", "4.16"), nil, []string{"--version", "X.Y.Z"}},
 		{"sim needs a version", append(ok, "--backend", "sim"), nil, []string{"--version is required", "sim"}},
 		{"arch", append(ok, "--arch", "x86_64"), nil, []string{"--arch", "amd64, arm64"}},

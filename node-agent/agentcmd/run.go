@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -18,8 +19,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/capture"
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/host/ostree"
 	"ibu.dev/node-agent/host/sim"
@@ -200,6 +203,12 @@ func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog
 		}
 	}
 	rebooter := systemd.New(ropts...)
+	var capt *capture.Worker
+	if cfg.SeedCapture {
+		if capt, err = captureWorker(cfg, st, images, log); err != nil {
+			return nil, err
+		}
+	}
 	return &backend{
 		journalDir: cfg.JournalDir,
 		workDir:    cfg.WorkDir,
@@ -216,9 +225,50 @@ func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog
 			if err != nil {
 				return err
 			}
-			return a.Run(ctx)
+			if capt == nil {
+				return a.Run(ctx)
+			}
+			// A seed cluster's agent also serves capture tasks; either
+			// ending stops the other.
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			capt.JS = js
+			done := make(chan error, 1)
+			go func() { done <- capt.Run(ctx) }()
+			err = a.Run(ctx)
+			cancel()
+			if cerr := <-done; err == nil && cerr != nil {
+				err = fmt.Errorf("seed capture: %w", cerr)
+			}
+			return err
 		},
 	}, nil
+}
+
+// captureWorker serves the seed-builder's capture tasks on a seed cluster:
+// the ostree host (through --host-root like the backend), its image store,
+// and its inventory from the cluster's own API.
+func captureWorker(cfg Config, st host.Stateroots, images host.ImageStore, log *slog.Logger) (*capture.Worker, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("seed capture: kubeconfig %s: %w", cfg.Kubeconfig, err)
+	}
+	rep, err := capture.NewKubeReporter(rc)
+	if err != nil {
+		return nil, err
+	}
+	h := &capture.OstreeHost{Sysroot: cfg.Sysroot, Stateroots: st, Images: images, Cluster: rep,
+		Base: seedimage.SeedInfo{ReleaseImage: cfg.ReleaseImage, Fingerprint: cfg.Fingerprint}}
+	if cfg.HostRoot != "" {
+		h.Command, h.HostRoot = []string{"chroot", cfg.HostRoot, "ostree"}, cfg.HostRoot
+		for _, c := range capture.DefaultStop {
+			h.Stop = append(h.Stop, append([]string{"chroot", cfg.HostRoot}, c...))
+		}
+		for _, c := range capture.DefaultStart {
+			h.Start = append(h.Start, append([]string{"chroot", cfg.HostRoot}, c...))
+		}
+	}
+	return &capture.Worker{ClusterID: cfg.ClusterID, Host: h, WorkDir: filepath.Join(cfg.WorkDir, "capture"), Logger: log}, nil
 }
 
 // simBackend runs the agent on a simulated host that "reboots" in this

@@ -37,7 +37,11 @@ type OstreeHost struct {
 	// Sysroot is the host's sysroot (its repository is Sysroot/ostree/repo).
 	Sysroot string
 	// Command is the argv prefix that runs ostree (default "ostree").
-	Command    []string
+	Command []string
+	// HostRoot is where the host's / is mounted in this process when
+	// Command runs ostree in it (chroot HOSTROOT ostree): work paths under
+	// it are given to ostree without the prefix. Sysroot is a host path.
+	HostRoot   string
 	Stateroots host.Stateroots
 	Images     host.ImageStore
 	Cluster    ClusterReporter
@@ -119,10 +123,18 @@ func (h *OstreeHost) Resume(ctx context.Context) error {
 func (h *OstreeHost) ExportCommit(ctx context.Context, commit, ref, workDir string) (string, error) {
 	repo := filepath.Join(workDir, "repo")
 	src := filepath.Join(h.Sysroot, "ostree", "repo")
+	hostRepo := repo
+	if h.HostRoot != "" {
+		rel, err := filepath.Rel(h.HostRoot, repo)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", fmt.Errorf("export commit: work directory %s is not under the host root %s", workDir, h.HostRoot)
+		}
+		hostRepo = "/" + rel
+	}
 	for _, args := range [][]string{
-		{"init", "--repo=" + repo, "--mode=archive"},
-		{"pull-local", "--repo=" + repo, src, commit},
-		{"refs", "--repo=" + repo, "--create=" + ref, commit},
+		{"init", "--repo=" + hostRepo, "--mode=archive"},
+		{"pull-local", "--repo=" + hostRepo, src, commit},
+		{"refs", "--repo=" + hostRepo, "--create=" + ref, commit},
 	} {
 		if err := h.ostree(ctx, args...); err != nil {
 			return "", err
