@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -76,7 +74,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvider) error {
 	log = log.With("cluster", cfg.ClusterID)
-	log.Info("ibu-agent starting", "backend", cfg.Backend, "nats", redactURL(cfg.NATSURL),
+	log.Info("ibu-agent starting", "backend", cfg.Backend, "nats", runner.Redact(cfg.NATSURL),
 		"imageStore", cfg.ImageStore, "agentVersion", agentVersion())
 
 	mp, stopMetrics, err := serveMetrics(ctx, cfg.MetricsListen, log)
@@ -114,7 +112,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvi
 	health.SetConn(nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return fmt.Errorf("JetStream at %s: %w", redactURL(cfg.NATSURL), err)
+		return fmt.Errorf("JetStream at %s: %w", runner.Redact(cfg.NATSURL), err)
 	}
 	if err := ensureTopology(ctx, js, cfg.StreamReplicas, log); err != nil {
 		if ctx.Err() != nil {
@@ -340,20 +338,6 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, replicas int, l
 		return fmt.Errorf("create the hub's streams and buckets (%s is missing): %w", missing, err)
 	}
 	return nil
-}
-
-// redactURL hides the user information of every URL in a comma-separated
-// list.
-func redactURL(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		u, err := url.Parse(p)
-		if err == nil && u.User != nil {
-			u.User = url.User("REDACTED")
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 var agentVersionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)

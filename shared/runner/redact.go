@@ -5,9 +5,9 @@ import (
 	"strings"
 )
 
-// redact hides the user information of every URL in a comma-separated
+// Redact hides the user information of every URL in a comma-separated
 // list.
-func redact(urls string) string {
+func Redact(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
 		u, err := url.Parse(p)

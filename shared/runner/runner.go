@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, run func(ctx context
 		defer stop()
 	}
 
-	log.Info("starting", "nats", redact(cfg.NATSURL), "streamReplicas", cfg.StreamReplicas)
+	log.Info("starting", "nats", Redact(cfg.NATSURL), "streamReplicas", cfg.StreamReplicas)
 	nc, err := Connect(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -234,7 +234,7 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, err
 			if repeat {
 				level = slog.LevelDebug
 			}
-			log.Log(ctx, level, "cannot reach NATS; retrying with backoff", "url", redact(cfg.NATSURL), "error", err)
+			log.Log(ctx, level, "cannot reach NATS; retrying with backoff", "url", Redact(cfg.NATSURL), "error", err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			attrs := []any{"error", err}
@@ -260,14 +260,14 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, err
 	}
 	nc, err := nats.Connect(cfg.NATSURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(cfg.NATSURL), err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(cfg.NATSURL), err)
 	}
 	select {
 	case <-connected:
 		return nc, nil
 	default:
 	}
-	log.Info("waiting for NATS", "url", redact(cfg.NATSURL))
+	log.Info("waiting for NATS", "url", Redact(cfg.NATSURL))
 	select {
 	case <-connected:
 		return nc, nil

@@ -75,15 +75,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Clusters == nil {
 		return errors.New("backup-restore: no cluster registry configured")
 	}
-	// Hub placement: every cluster's tasks, one durable shared by the
-	// replicas. Spoke placement: only this cluster's, a durable of its own.
-	subject, durable := "ibu.task."+events.ServiceBackupRestore+".*", events.ServiceBackupRestore
-	if s.cfg.Cluster != "" {
-		var err error
-		if subject, err = events.TaskSubject(events.ServiceBackupRestore, s.cfg.Cluster); err != nil {
-			return err
-		}
-		durable += "-" + s.cfg.Cluster
+	subject, durable, err := bus.TaskPlacement(events.ServiceBackupRestore, s.cfg.Cluster)
+	if err != nil {
+		return err
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
 		bus.ConsumeService(events.ServiceBackupRestore), bus.ConsumeFilterSubjects(subject),

@@ -81,15 +81,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Clusters == nil {
 		return errors.New("health: no cluster registry configured")
 	}
-	// Hub placement: every cluster's tasks, one durable shared by the
-	// replicas. Spoke placement: only this cluster's, a durable of its own.
-	subject, durable := "ibu.task."+events.ServiceHealth+".*", events.ServiceHealth
-	if s.cfg.Cluster != "" {
-		var err error
-		if subject, err = events.TaskSubject(events.ServiceHealth, s.cfg.Cluster); err != nil {
-			return err
-		}
-		durable += "-" + s.cfg.Cluster
+	subject, durable, err := bus.TaskPlacement(events.ServiceHealth, s.cfg.Cluster)
+	if err != nil {
+		return err
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
 		bus.ConsumeService(events.ServiceHealth), bus.ConsumeFilterSubjects(subject),
