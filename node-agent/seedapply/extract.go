@@ -25,7 +25,8 @@ import (
 // pads to a 10 KiB record; this allows far more).
 const maxTrailing = 1 << 20
 
-// extractLayer unpacks the seed's layer of role into dir. Entries must lie
+// extractLayer unpacks the seed's layer (or chain of layers) of role into
+// dir. Entries must lie
 // under prefix ("" for none), which is stripped. Everything is written
 // through an os.Root on dir, so that nothing lands outside it even if a
 // check here were missed; the checks give the clear errors. After the
@@ -43,29 +44,48 @@ const maxTrailing = 1 << 20
 // modification times of files and directories. Extended attributes (so
 // SELinux labels) are not restored. A directory entry's mode is applied
 // at the end, so that a read-only directory can still be filled.
+//
+// A role of a chained seed has several layers: they are applied in order
+// into dir by one extractor (its limits count the whole chain, and the
+// directory modes and times are applied once, at the end, the latest entry
+// of a directory winning). In the layers after the first, an entry whose
+// base name begins with ".wh." is an OCI whiteout: the path it names is
+// removed (a directory with its tree). Its name goes through the same
+// checks as any entry, its parents must be real directories (never a
+// symlink), and the removal goes through the os.Root, so that a whiteout
+// cannot reach outside dir; an opaque whiteout (".wh..wh..opq") is refused.
 func extractLayer(ctx context.Context, seed *seedimage.Seed, role seedimage.Role, dir, prefix string, o options) error {
-	l, err := seed.Layer(role)
+	chain, err := seed.Chain(role)
 	if err != nil {
 		return err
 	}
-	diffID, err := configDiffID(seed, role)
-	if err != nil {
-		return err
-	}
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return fmt.Errorf("open layer: %w", badLayer(err))
-	}
-	defer rc.Close()
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
+	x := &extractor{walker: newWalker(root), prefix: prefix, o: o, buf: make([]byte, 256<<10)}
+	for i, l := range chain {
+		x.delta = i > 0
+		if err := x.layer(ctx, l.Layer, l.DiffID); err != nil {
+			if len(chain) > 1 {
+				return fmt.Errorf("layer %d of %d (%s): %w", i+1, len(chain), l.Descriptor.Digest, err)
+			}
+			return err
+		}
+	}
+	return x.finish()
+}
 
+// layer unpacks one layer of the chain and checks its diff ID.
+func (x *extractor) layer(ctx context.Context, l v1.Layer, diffID v1.Hash) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fmt.Errorf("open layer: %w", badLayer(err))
+	}
+	defer rc.Close()
 	h := sha256.New()
 	in := &ctxReader{ctx: ctx, r: io.TeeReader(rc, h)}
-	x := &extractor{walker: newWalker(root), prefix: prefix, o: o, buf: make([]byte, 256<<10)}
 	tr := tar.NewReader(in)
 	for {
 		hdr, err := tr.Next()
@@ -92,35 +112,7 @@ func extractLayer(ctx context.Context, seed *seedimage.Seed, role seedimage.Role
 	if err := rc.Close(); err != nil {
 		return readErr(ctx, "close layer", err)
 	}
-	if err := checkDiffID(h, diffID); err != nil {
-		return err
-	}
-	return x.finish()
-}
-
-// configDiffID returns the diff ID that the seed's config gives the layer of
-// role (the first layer with that annotation, as Seed.Layer picks). It is
-// read from the config: a layer read from an OCI layout would otherwise
-// compute it by reading the whole layer.
-func configDiffID(seed *seedimage.Seed, role seedimage.Role) (v1.Hash, error) {
-	m, err := seed.Manifest()
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("read manifest: %w", err)
-	}
-	cf, err := seed.ConfigFile()
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("read config: %w", err)
-	}
-	for i, d := range m.Layers {
-		if d.Annotations[seedimage.AnnotationRole] != string(role) {
-			continue
-		}
-		if i >= len(cf.RootFS.DiffIDs) {
-			return v1.Hash{}, fmt.Errorf("%w: config has no diff ID for layer %s", seedimage.ErrBadLayer, role)
-		}
-		return cf.RootFS.DiffIDs[i], nil
-	}
-	return v1.Hash{}, fmt.Errorf("%w %s", seedimage.ErrMissingLayer, role)
+	return checkDiffID(h, diffID)
 }
 
 func checkDiffID(h hash.Hash, want v1.Hash) error {
@@ -169,6 +161,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 
 type extractor struct {
 	*walker
+	delta   bool // the layer is a delta: whiteouts delete
 	prefix  string
 	o       options
 	buf     []byte
@@ -225,6 +218,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil // PAX global records: nothing to write
 	}
+	if x.delta {
+		if dir, base := path.Split(hdr.Name); strings.HasPrefix(base, seedimage.WhiteoutPrefix) {
+			return x.whiteout(dir, strings.TrimPrefix(base, seedimage.WhiteoutPrefix))
+		}
+	}
 	rel, err := x.target(hdr.Name)
 	if err != nil {
 		return err
@@ -251,6 +249,35 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return unsafeEntry("FIFO")
 	}
 	return unsafeEntry("unsupported type %q", hdr.Typeflag)
+}
+
+// whiteout removes dir+name (dir is the entry's directory part, as in the
+// tar), which earlier layers of the chain wrote; a path already gone is
+// fine.
+func (x *extractor) whiteout(dir, name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return unsafeEntry("whiteout of %q", name)
+	case strings.HasPrefix(name, seedimage.WhiteoutPrefix):
+		return unsafeEntry("opaque whiteouts are not supported")
+	}
+	rel, err := x.target(dir + name)
+	if err != nil {
+		return err
+	}
+	if rel == "" {
+		return unsafeEntry("whiteout of the target directory")
+	}
+	exists, err := x.checkParents(rel, "")
+	if err != nil || !exists {
+		return err
+	}
+	if _, err := x.root.Lstat(rel); existsNot(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return x.remove(rel)
 }
 
 func (x *extractor) mkdirParent(p string) error { return x.root.Mkdir(p, 0o755) }
@@ -390,10 +417,16 @@ func (x *extractor) chown(rel string, hdr *tar.Header) error {
 	return x.root.Lchown(rel, hdr.Uid, hdr.Gid)
 }
 
-// finish applies directory modes and times, deepest (latest) first.
+// finish applies directory modes and times, deepest (latest) first; a
+// directory that several layers of a chain carry gets the latest.
 func (x *extractor) finish() error {
+	done := map[string]bool{}
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		d := x.dirs[i]
+		if done[d.rel] {
+			continue
+		}
+		done[d.rel] = true
 		fi, err := x.root.Lstat(d.rel)
 		if err != nil || !fi.IsDir() {
 			continue // replaced by a later entry

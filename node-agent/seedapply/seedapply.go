@@ -75,16 +75,16 @@ func newOptions(role seedimage.Role, opts []Option) options {
 // Names inside ExtractOstree's workDir.
 const (
 	repoName   = "ostree-repo"
-	markerName = "ostree-repo.done" // holds the digest of the extracted layer
+	markerName = "ostree-repo.done" // holds the digests of the extracted layers
 )
 
-// ExtractOstree unpacks the seed's ostree layer (an archive-mode repository)
-// into workDir/ostree-repo and returns that path. The repository is the
+// ExtractOstree unpacks the seed's ostree layer (an archive-mode repository;
+// in a chained seed, the role's layers in order) into workDir/ostree-repo and returns that path. The repository is the
 // directory of the tar that holds a "config" file and an "objects"
 // directory (the tar's root, or a directory such as repo/ at most three
 // levels down). It is unpacked into a staging directory and renamed into
 // place, then the file system is synced and a marker naming the layer
-// digest is written: a call after that, for the same layer, returns at
+// digests is written: a call after that, for the same layers, returns at
 // once; any other state is cleared and unpacked again.
 func ExtractOstree(ctx context.Context, seed *seedimage.Seed, workDir string, opts ...Option) (string, error) {
 	repo, err := extractOstree(ctx, seed, workDir, newOptions(seedimage.RoleOstree, opts))
@@ -95,17 +95,20 @@ func ExtractOstree(ctx context.Context, seed *seedimage.Seed, workDir string, op
 }
 
 func extractOstree(ctx context.Context, seed *seedimage.Seed, workDir string, o options) (string, error) {
-	l, err := seed.Layer(seedimage.RoleOstree)
+	chain, err := seed.Chain(seedimage.RoleOstree)
 	if err != nil {
 		return "", err
 	}
-	digest, err := l.Digest()
-	if err != nil {
-		return "", fmt.Errorf("layer digest: %w", err)
+	// The marker names the chain's layers: one digest for a format 1 seed,
+	// as before.
+	digests := make([]string, 0, len(chain))
+	for _, l := range chain {
+		digests = append(digests, l.Descriptor.Digest.String())
 	}
+	digest := strings.Join(digests, " ")
 	repo := filepath.Join(workDir, repoName)
 	marker := filepath.Join(workDir, markerName)
-	if b, err := os.ReadFile(marker); err == nil && strings.TrimSpace(string(b)) == digest.String() {
+	if b, err := os.ReadFile(marker); err == nil && strings.TrimSpace(string(b)) == digest {
 		if fi, err := os.Lstat(repo); err == nil && fi.IsDir() {
 			return repo, nil
 		}
@@ -138,7 +141,7 @@ func extractOstree(ctx context.Context, seed *seedimage.Seed, workDir string, o 
 	if err := syncFS(workDir); err != nil {
 		return "", fmt.Errorf("sync: %w", err)
 	}
-	if err := writeFileAtomic(marker, []byte(digest.String()+"\n")); err != nil {
+	if err := writeFileAtomic(marker, []byte(digest+"\n")); err != nil {
 		return "", fmt.Errorf("write marker: %w", err)
 	}
 	return repo, nil

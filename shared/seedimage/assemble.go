@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,6 +30,11 @@ type RoleLayer struct {
 // compressed once, on the seed host) and builds the metadata layer from
 // md. Each layer's media type must be its role's, gzip or zstd. Like
 // Build, the same inputs give the same digest.
+//
+// A content role may be given up to MaxChain layers, in the order they
+// are applied (a full layer, then deltas): the seed is then written as
+// FormatVersionChained, with each of that role's layers annotated with its
+// position. With one layer per role it is a format 1 seed, as before.
 func Assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) (v1.Image, error) {
 	img, err := assemble(info, images, content, md)
 	if err != nil {
@@ -38,10 +44,6 @@ func Assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) 
 }
 
 func assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) (v1.Image, error) {
-	base, created, err := seedBase(info, images)
-	if err != nil {
-		return nil, err
-	}
 	if err := md.validate(); err != nil {
 		return nil, err
 	}
@@ -54,13 +56,16 @@ func assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) 
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", RoleMetadata, err)
 	}
-	byRole := map[Role]v1.Layer{RoleMetadata: ml}
+	byRole := map[Role][]v1.Layer{RoleMetadata: {ml}}
+	chained := false
 	for _, c := range content {
 		if c.Role == RoleMetadata || c.Role.MediaType() == "" {
 			return nil, fmt.Errorf("%w: role %q is not a content role", ErrBadLayer, c.Role)
 		}
-		if _, dup := byRole[c.Role]; dup {
-			return nil, fmt.Errorf("%w: two %s layers", ErrBadLayer, c.Role)
+		if n := len(byRole[c.Role]); n >= MaxChain {
+			return nil, fmt.Errorf("%w: more than %d %s layers", ErrBadLayer, MaxChain, c.Role)
+		} else if n > 0 {
+			chained = true
 		}
 		mt, err := c.Layer.MediaType()
 		if err != nil {
@@ -69,23 +74,40 @@ func assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) 
 		if !c.Role.Accepts(mt) {
 			return nil, fmt.Errorf("%w: %s layer has media type %s, want %s", ErrBadLayer, c.Role, mt, c.Role.MediaType())
 		}
-		byRole[c.Role] = c.Layer
+		byRole[c.Role] = append(byRole[c.Role], c.Layer)
+	}
+	version := FormatVersion
+	if chained {
+		version = FormatVersionChained
+	}
+	base, created, err := seedBase(info, images, version)
+	if err != nil {
+		return nil, err
 	}
 	var adds []mutate.Addendum
 	for _, role := range Roles() {
-		l, ok := byRole[role]
-		if !ok {
+		ls := byRole[role]
+		if len(ls) == 0 {
 			return nil, fmt.Errorf("%w %s", ErrMissingLayer, role)
 		}
-		mt, err := l.MediaType()
-		if err != nil {
-			return nil, err
+		for i, l := range ls {
+			mt, err := l.MediaType()
+			if err != nil {
+				return nil, err
+			}
+			ann := map[string]string{AnnotationRole: string(role)}
+			by := "ibu seed " + string(role) + " layer"
+			if len(ls) > 1 {
+				ann[AnnotationLayerIndex] = strconv.Itoa(i)
+				if i > 0 {
+					by = "ibu seed " + string(role) + " delta layer"
+				}
+			}
+			adds = append(adds, mutate.Addendum{
+				Layer: l, MediaType: mt, Annotations: ann,
+				History: v1.History{Created: created, CreatedBy: by},
+			})
 		}
-		adds = append(adds, mutate.Addendum{
-			Layer: l, MediaType: mt,
-			Annotations: map[string]string{AnnotationRole: string(role)},
-			History:     v1.History{Created: created, CreatedBy: "ibu seed " + string(role) + " layer"},
-		})
 	}
 	img, err := mutate.Append(base, adds...)
 	if err != nil {
@@ -98,9 +120,9 @@ func assemble(info SeedInfo, images []string, content []RoleLayer, md Metadata) 
 }
 
 // seedBase is the empty seed image with its config: labels and times.
-func seedBase(info SeedInfo, images []string) (v1.Image, v1.Time, error) {
-	if info.FormatVersion != "" && info.FormatVersion != FormatVersion {
-		return nil, v1.Time{}, fmt.Errorf("%w %q: this package writes %q", ErrFormatVersion, info.FormatVersion, FormatVersion)
+func seedBase(info SeedInfo, images []string, version string) (v1.Image, v1.Time, error) {
+	if info.FormatVersion != "" && !SupportedFormat(info.FormatVersion) {
+		return nil, v1.Time{}, fmt.Errorf("%w %q: this package writes %q or %q", ErrFormatVersion, info.FormatVersion, FormatVersion, FormatVersionChained)
 	}
 	info.FormatVersion = ""
 	if err := info.Validate(); err != nil {
@@ -122,7 +144,7 @@ func seedBase(info SeedInfo, images []string) (v1.Image, v1.Time, error) {
 	cf := &v1.ConfigFile{
 		Architecture: info.Architecture, OS: "linux", Created: created,
 		Config: v1.Config{Labels: map[string]string{
-			LabelFormatVersion: FormatVersion, LabelInfo: string(infoJSON), LabelImages: string(imagesJSON),
+			LabelFormatVersion: version, LabelInfo: string(infoJSON), LabelImages: string(imagesJSON),
 		}},
 		RootFS: v1.RootFS{Type: "layers"},
 	}

@@ -66,8 +66,8 @@ func Compatible(seed SeedInfo, cluster ClusterInfo) error {
 	add := func(code ReasonCode, format string, a ...any) {
 		rs = append(rs, Reason{Code: code, Message: fmt.Sprintf(format, a...)})
 	}
-	if seed.FormatVersion != FormatVersion {
-		add(FormatVersionUnsupported, "seed format version %q, this agent reads %q", seed.FormatVersion, FormatVersion)
+	if !SupportedFormat(seed.FormatVersion) {
+		add(FormatVersionUnsupported, "seed format version %q, this agent reads %q and %q", seed.FormatVersion, FormatVersion, FormatVersionChained)
 	}
 	s, c := seed.Fingerprint, cluster.Fingerprint
 	if s.Architecture != c.Architecture {

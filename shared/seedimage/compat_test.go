@@ -23,7 +23,7 @@ func TestCompatible(t *testing.T) {
 		msg     string // a substring of the error
 	}{
 		{name: "compatible"},
-		{name: "format", seed: func(s *SeedInfo) { s.FormatVersion = "2" }, want: []ReasonCode{FormatVersionUnsupported}},
+		{name: "format", seed: func(s *SeedInfo) { s.FormatVersion = "3" }, want: []ReasonCode{FormatVersionUnsupported}},
 		{name: "no format", seed: func(s *SeedInfo) { s.FormatVersion = "" }, want: []ReasonCode{FormatVersionUnsupported}},
 		{name: "arch", cluster: func(c *ClusterInfo) { c.Architecture = "arm64" }, want: []ReasonCode{ArchitectureMismatch}, msg: "seed is amd64, cluster is arm64"},
 		{name: "same version", cluster: func(c *ClusterInfo) { c.Version = "4.16.3" }, want: []ReasonCode{VersionNotNewer}},

@@ -78,3 +78,33 @@ func decompressHash(r io.Reader, c Compression) (v1.Hash, int64, error) {
 	defer zr.Close()
 	return v1.SHA256(zr)
 }
+
+func typesMediaType(mt string) types.MediaType { return types.MediaType(mt) }
+
+// decompressReader opens a compressed stream; Close releases the decoder.
+func decompressReader(r io.Reader, c Compression) (io.ReadCloser, error) {
+	if c == Zstd {
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	}
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	return zr, nil
+}
+
+// compressWriter compresses into w with c, at the default level.
+func compressWriter(w io.Writer, c Compression) (io.WriteCloser, error) {
+	if c == Zstd {
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zw, nil
+	}
+	return gzip.NewWriterLevel(w, gzip.DefaultCompression)
+}

@@ -2,8 +2,32 @@ package seedimage
 
 import "github.com/google/go-containerregistry/pkg/v1/types"
 
-// FormatVersion is the seed format this package writes and accepts.
+// FormatVersion is the seed format this package writes and accepts: one
+// layer per role.
 const FormatVersion = "1"
+
+// FormatVersionChained is the format of a seed whose content roles may
+// each carry an ordered chain of layers: the first a full layer, each
+// later one a delta (new or changed entries, and OCI whiteouts
+// ".wh.<name>" for deleted paths) applied over the ones before it. A seed
+// with one layer per role is always written as FormatVersion, so readers
+// that know only format 1 refuse a chained seed instead of laying only the
+// first layer of each chain.
+const FormatVersionChained = "2"
+
+// SupportedFormat reports whether this package reads format version v.
+func SupportedFormat(v string) bool { return v == FormatVersion || v == FormatVersionChained }
+
+// AnnotationLayerIndex is set, in a chained seed, on every layer of a role
+// that has more than one: its position in the role's chain, from "0".
+const AnnotationLayerIndex = "dev.ibu.seed.layer-index"
+
+// MaxChain bounds the layers of one role in a chained seed.
+const MaxChain = 8
+
+// WhiteoutPrefix marks, in a delta layer (position 1 or later of a chain),
+// an entry that deletes the path named by the rest of its base name.
+const WhiteoutPrefix = ".wh."
 
 // Config labels. All three are required.
 const (
@@ -31,6 +55,10 @@ const (
 	RoleEtc      Role = "etc"      // the seed's /etc changes (tar)
 	RoleMetadata Role = "metadata" // etc.deletions and extra files (tar)
 )
+
+// Chainable reports whether a role may carry a chain of layers (the
+// content roles; the metadata layer is always one).
+func (r Role) Chainable() bool { return r == RoleOstree || r == RoleVar || r == RoleEtc }
 
 // Roles returns every layer role of format v1, in manifest order.
 func Roles() []Role { return []Role{RoleOstree, RoleVar, RoleEtc, RoleMetadata} }

@@ -131,7 +131,7 @@ func TestLayoutBadSeeds(t *testing.T) {
 		{name: "no info label", labels: func(l map[string]string) { delete(l, LabelInfo) }, readErr: ErrMissingLabel},
 		{name: "no images label", labels: func(l map[string]string) { delete(l, LabelImages) }, readErr: ErrMissingLabel},
 		{name: "info not JSON", labels: func(l map[string]string) { l[LabelInfo] = "{" }, readErr: ErrBadInfo},
-		{name: "format 2", labels: func(l map[string]string) { l[LabelFormatVersion] = "2" }, checkErr: ErrFormatVersion},
+		{name: "format 3", labels: func(l map[string]string) { l[LabelFormatVersion] = "3" }, checkErr: ErrFormatVersion},
 		{name: "bad image", labels: func(l map[string]string) { l[LabelImages] = `["quay.io/a/b:latest"]` }, checkErr: ErrBadImageRef},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,7 +16,8 @@ type Seed struct {
 
 	info   SeedInfo
 	images []string
-	layers map[Role]v1.Descriptor // the first layer of each role
+	layers map[Role][]v1.Descriptor // each role's layers, in manifest order
+	index  map[Role][]int           // their positions in the manifest
 }
 
 // New reads img's manifest and config, never its layers. It fails only when
@@ -37,7 +38,7 @@ func New(img v1.Image) (*Seed, error) {
 		}
 		return v, nil
 	}
-	s := &Seed{Image: img, layers: map[Role]v1.Descriptor{}}
+	s := &Seed{Image: img, layers: map[Role][]v1.Descriptor{}, index: map[Role][]int{}}
 	version, err := label(LabelFormatVersion)
 	if err != nil {
 		return nil, err
@@ -61,10 +62,11 @@ func New(img v1.Image) (*Seed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
-	for _, d := range m.Layers {
+	for i, d := range m.Layers {
 		role := Role(d.Annotations[AnnotationRole])
-		if _, seen := s.layers[role]; !seen && role.MediaType() != "" {
-			s.layers[role] = d
+		if role.MediaType() != "" {
+			s.layers[role] = append(s.layers[role], d)
+			s.index[role] = append(s.index[role], i)
 		}
 	}
 	return s, nil
@@ -82,16 +84,53 @@ func (s *Seed) Info() SeedInfo {
 // the target before the upgrade, each "name@sha256:<hex>".
 func (s *Seed) PrecacheImages() []string { return slices.Clone(s.images) }
 
-// Layer returns the layer holding role, found by its annotation. For a seed
-// read from a registry, nothing is downloaded until the layer is read.
+// Layer returns the (first) layer holding role, found by its annotation.
+// For a seed read from a registry, nothing is downloaded until the layer
+// is read. A role of a chained seed may have more layers: see Chain.
 func (s *Seed) Layer(role Role) (v1.Layer, error) {
-	d, ok := s.layers[role]
-	if !ok {
+	ds := s.layers[role]
+	if len(ds) == 0 {
 		return nil, fmt.Errorf("%w %s", ErrMissingLayer, role)
 	}
-	l, err := s.LayerByDigest(d.Digest)
+	l, err := s.LayerByDigest(ds[0].Digest)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", role, err)
 	}
 	return l, nil
+}
+
+// ChainLayer is one layer of a role's chain, with its descriptor and the
+// diff ID the seed's config gives it.
+type ChainLayer struct {
+	v1.Layer
+	Descriptor v1.Descriptor
+	DiffID     v1.Hash
+}
+
+// Chain returns every layer of role, in the order they are applied: one
+// for a format 1 seed, a full layer then deltas for a chained one. The
+// diff IDs come from the config (reading them from a layer could mean
+// reading the whole layer).
+func (s *Seed) Chain(role Role) ([]ChainLayer, error) {
+	ds := s.layers[role]
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("%w %s", ErrMissingLayer, role)
+	}
+	cf, err := s.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	out := make([]ChainLayer, 0, len(ds))
+	for i, d := range ds {
+		pos := s.index[role][i]
+		if pos >= len(cf.RootFS.DiffIDs) {
+			return nil, fmt.Errorf("%w: config has no diff ID for layer %d (%s)", ErrBadLayer, pos, role)
+		}
+		l, err := s.LayerByDigest(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s %d: %w", role, i, err)
+		}
+		out = append(out, ChainLayer{Layer: l, Descriptor: d, DiffID: cf.RootFS.DiffIDs[pos]})
+	}
+	return out, nil
 }

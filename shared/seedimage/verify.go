@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -31,8 +32,8 @@ func Verify(ctx context.Context, s *Seed) error {
 
 func verify(ctx context.Context, s *Seed) []error {
 	var errs []error
-	if s.info.FormatVersion != FormatVersion {
-		errs = append(errs, fmt.Errorf("%w %q, want %q", ErrFormatVersion, s.info.FormatVersion, FormatVersion))
+	if !SupportedFormat(s.info.FormatVersion) {
+		errs = append(errs, fmt.Errorf("%w %q, want %q or %q", ErrFormatVersion, s.info.FormatVersion, FormatVersion, FormatVersionChained))
 	}
 	info := s.info
 	info.FormatVersion = ""
@@ -62,7 +63,7 @@ func verify(ctx context.Context, s *Seed) []error {
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		errs = append(errs, fmt.Errorf("%w: config lists %d diff IDs for %d layers", ErrBadLayer, len(cf.RootFS.DiffIDs), len(m.Layers)))
 	}
-	errs = append(errs, checkRoles(m.Layers)...)
+	errs = append(errs, checkRoles(m.Layers, s.info.FormatVersion == FormatVersionChained)...)
 	for i, d := range m.Layers {
 		if err := ctx.Err(); err != nil {
 			return append(errs, err)
@@ -83,29 +84,54 @@ func verify(ctx context.Context, s *Seed) []error {
 	return errs
 }
 
-// checkRoles requires each role exactly once, with its media type, and no
-// other layers.
-func checkRoles(layers []v1.Descriptor) []error {
+// checkRoles requires each role with its media type, and no other layers:
+// exactly one layer per role, or, in a chained seed, up to MaxChain
+// consecutive layers of a content role, each annotated with its position.
+func checkRoles(layers []v1.Descriptor, chained bool) []error {
 	var errs []error
 	seen := map[Role]int{}
+	var prev Role
 	for i, d := range layers {
 		role := Role(d.Annotations[AnnotationRole])
 		want := role.MediaType()
 		switch {
 		case want == "":
 			errs = append(errs, fmt.Errorf("%w: layer %d (%s) has role %q", ErrBadLayer, i, d.Digest, role))
+			prev = ""
 			continue
 		case !role.Accepts(d.MediaType):
 			errs = append(errs, fmt.Errorf("%w: layer %s has media type %s, want %s", ErrBadLayer, role, d.MediaType, want))
 		}
+		if seen[role] > 0 && prev != role {
+			errs = append(errs, fmt.Errorf("%w: the %s layers are not consecutive", ErrBadLayer, role))
+		}
+		prev = role
 		seen[role]++
-		if seen[role] == 2 {
-			errs = append(errs, fmt.Errorf("%w: more than one %s layer", ErrBadLayer, role))
+		switch {
+		case !chained || !role.Chainable():
+			if seen[role] == 2 {
+				errs = append(errs, fmt.Errorf("%w: more than one %s layer", ErrBadLayer, role))
+			}
+		case seen[role] == MaxChain+1:
+			errs = append(errs, fmt.Errorf("%w: more than %d %s layers", ErrBadLayer, MaxChain, role))
 		}
 	}
 	for _, role := range Roles() {
 		if seen[role] == 0 {
 			errs = append(errs, fmt.Errorf("%w %s", ErrMissingLayer, role))
+		}
+	}
+	if chained {
+		count := map[Role]int{}
+		for _, d := range layers {
+			role := Role(d.Annotations[AnnotationRole])
+			if seen[role] < 2 || !role.Chainable() {
+				continue
+			}
+			if got, want := d.Annotations[AnnotationLayerIndex], strconv.Itoa(count[role]); got != want {
+				errs = append(errs, fmt.Errorf("%w: %s layer %s has index %q, want %q", ErrBadLayer, role, d.Digest, got, want))
+			}
+			count[role]++
 		}
 	}
 	return errs

@@ -85,8 +85,14 @@ func names(t *testing.T, s *seedimage.Seed, role seedimage.Role) []string {
 		t.Fatal(err)
 	}
 	defer rc.Close()
+	return tarNames(t, rc)
+}
+
+// tarNames lists a tar's entries but the etc/ and var/ directories.
+func tarNames(t *testing.T, r io.Reader) []string {
+	t.Helper()
 	var out []string
-	tr := tar.NewReader(rc)
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -164,6 +170,7 @@ func TestRefusals(t *testing.T) {
 
 func TestZstdSeed(t *testing.T) {
 	r := newRig(t)
+	write(t, map[string]string{r.host.Source.VarDir + "/lib/big": strings.Repeat("seed data ", 20000)})
 	for i, tag := range []string{"seeds/sno:z1", "seeds/sno:z2"} {
 		build := fmt.Sprintf("z%d", i+1)
 		r.reg.Reset()
@@ -190,6 +197,20 @@ func TestZstdSeed(t *testing.T) {
 		if vars := names(t, seed, seedimage.RoleVar); !slices.Contains(vars, "var/lib/etcd/member/snap/db") {
 			t.Errorf("zstd var layer reads as %v", vars)
 		}
+	}
+	// A re-seed to z2 chains a zstd delta.
+	write(t, map[string]string{r.host.Source.VarDir + "/lib/kubelet/config.json": `{"changed":true}`})
+	r.send(t, events.SeedBuildRequested{BuildID: "z3", ClusterID: seedCluster, SeedImage: r.reg.Ref("seeds/sno:z2"), Compression: "zstd",
+		PushSecretRef: events.SecretRef{Kind: events.SecretKindDockerConfigFile, Name: "push", Path: r.authFile}})
+	if rec := r.result(t, "z3"); rec.State != state.SeedBuildCompleted {
+		t.Fatalf("zstd re-seed: %+v", rec)
+	}
+	chain, err := pull(t, r, r.reg.Ref("seeds/sno:z2")).Chain(seedimage.RoleVar)
+	if err != nil || len(chain) != 2 || chain[1].Descriptor.MediaType != seedimage.RoleVar.MediaTypeFor(seedimage.Zstd) {
+		t.Fatalf("zstd re-seed var chain %v, %v", chain, err)
+	}
+	if got := layerNames(t, chain[1]); !slices.Contains(got, "var/lib/kubelet/config.json") {
+		t.Errorf("zstd delta %v", got)
 	}
 }
 

@@ -32,6 +32,9 @@ func (b *build) buildAndPush(ctx context.Context, arts []events.SeedArtifact, m 
 	b.progress(ctx, events.SeedBuilding, "", "assembling the seed image", 0, 0, true)
 	var content []seedimage.RoleLayer
 	var total int64
+	// The seed the tag names now, read before the new tag is written: each
+	// content role chains a delta onto its layers when that pays.
+	prev := b.previousSeed(ctx, opts)
 	for _, a := range arts {
 		role, size := a.Role, a.SizeBytes
 		var done atomic.Int64 // remote.Write uploads layers in parallel
@@ -41,7 +44,15 @@ func (b *build) buildAndPush(ctx context.Context, arts []events.SeedArtifact, m 
 		if err != nil {
 			return res, fail(events.SeedBuilding, ReasonBuildFailed, "%v", err)
 		}
-		content = append(content, seedimage.RoleLayer{Role: seedimage.Role(a.Role), Layer: l})
+		if prev != nil {
+			b.progress(ctx, events.SeedBuilding, role, "comparing the "+role+" layer with the previous seed", 0, 0, true)
+		}
+		ls, why, err := b.roleLayers(ctx, prev, a, l)
+		if err != nil {
+			return res, fail(events.SeedBuilding, ReasonBuildFailed, "%v", err)
+		}
+		b.s.log.Info("seed layer", "build", b.req.BuildID, "role", role, "layers", len(ls), "how", why)
+		content = append(content, ls...)
 		total += a.SizeBytes
 	}
 	img, err := seedimage.Assemble(m.Info, m.Images, content, seedimage.Metadata{EtcDeletions: m.EtcDeletions})
