@@ -585,3 +585,32 @@ func (p *pacer) wait(ctx context.Context, n int64) {
 	case <-t.C:
 	}
 }
+
+// seedPullSlot takes a slot of the fleet's pull budget for the seed's
+// registry and returns its release; without a budget (no precache service
+// set one up) or a limit for that registry, the pull is not held back.
+func (a *Agent) seedPullSlot(ctx context.Context, ref string) (release func(), err error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return func() {}, nil // the pull itself reports a bad reference
+	}
+	pool, err := pullbudget.Open(ctx, a.d.JS, a.cfg.ClusterID, pullbudget.WithLogger(a.log))
+	if errors.Is(err, pullbudget.ErrNoBudget) {
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	registry := r.Context().RegistryStr()
+	lease, err := pool.Acquire(ctx, registry, ref)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pull slot for %s: %w", registry, err)
+	}
+	return func() {
+		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+			a.log.Warn("release pull slot", "error", err)
+		}
+		pool.Close()
+	}, nil
+}

@@ -110,6 +110,13 @@ func (a *Agent) pullSeed(ctx context.Context, r *runState) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The seed is the largest download of Prep: it holds a slot of the
+	// fleet's pull budget for its registry, like every precache pull.
+	release, err := a.seedPullSlot(ctx, seed.Ref)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	remote, err := seedimage.Pull(ctx, seed.Ref, a.cfg.SeedOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("pull seed %s: %w", seed.Ref, err)

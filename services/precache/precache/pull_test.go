@@ -13,6 +13,8 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/services/precache/precache"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/pullbudget"
 	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
@@ -286,5 +288,37 @@ func TestMaxBytesPerSecPacesTheNode(t *testing.T) {
 	// ~1.3 MiB at 2 MiB/s cannot take less than ~0.6s (the first chunk is free).
 	if min := time.Duration(float64(r.set.UniqueBytes-(64<<10)) / limit * float64(time.Second)); time.Duration(done.DurationMs)*time.Millisecond < min {
 		t.Errorf("pulled %d bytes in %dms: faster than %d B/s", r.set.UniqueBytes, done.DurationMs, limit)
+	}
+}
+
+// The seed is Prep's largest download: it holds a slot of the fleet budget
+// for its registry (here the same registry as the release), like every
+// precache pull.
+func TestSeedPullHoldsABudgetSlot(t *testing.T) {
+	r := newRig(t, rigOptions{set: smallSet, registry: []registrytest.Option{registrytest.WithBlobRate(128 << 10)}})
+	ctx := t.Context()
+	if err := pullbudget.Ensure(ctx, r.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pullbudget.Open(ctx, r.js, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pool.SetLimit(ctx, r.reg.Host, 1); err != nil {
+		t.Fatal(err)
+	}
+	n := r.node("sno-seed", false, nil)
+	n.start()
+	n.prep()
+	natstest.WaitFor(t, 60*time.Second, "the seed pull holding the registry's slot", func() bool {
+		held, err := pool.Held(ctx, r.reg.Host)
+		return err == nil && len(held) == 1 && held[0].Holder == "sno-seed" && held[0].What == r.seedRef
+	})
+	if st := n.wait(120*time.Second, "Prep ended", prepEnded); st.State != stages.Completed {
+		t.Fatalf("Prep %s: %s", st.State, st.Message)
+	}
+	if held, err := pool.Held(ctx, r.reg.Host); err != nil || len(held) != 0 {
+		t.Errorf("slots still held after Prep: %v (%v)", held, err)
 	}
 }
