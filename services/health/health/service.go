@@ -111,19 +111,7 @@ func (s *Service) Handle(ctx context.Context, e cloudevents.Event) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: redeliver to the next replica
 	}
-	out, err := events.New(Source, e.Subject(), answer)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	out.SetID(e.ID() + ".answer")
-	subj, err := events.SubjectFor(answer.EventType(), e.Subject())
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	if _, err := s.pub.Publish(ctx, subj, out); err != nil {
-		return fmt.Errorf("publish %s: %w", answer.EventType(), err)
-	}
-	return nil
+	return s.pub.Answer(ctx, Source, e, answer)
 }
 
 func (s *Service) check(ctx context.Context, req events.HealthCheckRequested) events.Data {
