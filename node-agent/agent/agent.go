@@ -150,27 +150,19 @@ func (a *Agent) open(ctx context.Context) error {
 }
 
 // openBucket opens a bucket, riding out a JetStream leader election or a
-// hub server restart (transient errors) for up to a minute.
+// hub server restart (bus.RideOut).
 func (a *Agent) openBucket(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
-	start, delay := a.d.Now(), 100*time.Millisecond
-	for {
-		kv, err := a.d.JS.KeyValue(ctx, bucket)
-		if err == nil {
-			return kv, nil
+	var kv jetstream.KeyValue
+	err := bus.RideOut(ctx, func() (err error) {
+		if kv, err = a.d.JS.KeyValue(ctx, bucket); err != nil && bus.Transient(err) {
+			a.log.Warn("cannot open bucket yet; retrying", "bucket", bucket, "error", err)
 		}
-		if ctx.Err() != nil || !bus.Transient(err) || a.d.Now().Sub(start) > time.Minute {
-			return nil, fmt.Errorf("open %s: %w", bucket, err)
-		}
-		a.log.Warn("cannot open bucket yet; retrying", "bucket", bucket, "error", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("open %s: %w", bucket, ctx.Err())
-		case <-t.C:
-		}
-		delay = min(2*delay, 5*time.Second)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", bucket, err)
 	}
+	return kv, nil
 }
 
 // register writes the cluster's inventory record and announces it; the

@@ -60,22 +60,13 @@ func (a *Agent) updateStatus(ctx context.Context, fn func(s *state.Status, exist
 		AfterPivot: st.AfterPivot, Conditions: st.Conditions, ValidNextStages: st.ValidNextStages,
 	}
 	id := fmt.Sprintf("%s.status.%d", a.cfg.ClusterID, rev)
-	start, pause := a.d.Now(), 200*time.Millisecond
-	for {
-		err = a.emitWithID(ctx, id, sc)
-		if err == nil || ctx.Err() != nil || !bus.Transient(err) || a.d.Now().Sub(start) > time.Minute {
-			return st, err
+	return st, bus.RideOut(ctx, func() error {
+		err := a.emitWithID(ctx, id, sc)
+		if err != nil && bus.Transient(err) {
+			a.log.Warn("stage change not published yet; retrying", "stage", st.Stage, "state", st.State, "error", err)
 		}
-		a.log.Warn("stage change not published yet; retrying", "stage", st.Stage, "state", st.State, "error", err)
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return st, ctx.Err()
-		case <-t.C:
-		}
-		pause = min(2*pause, 5*time.Second)
-	}
+		return err
+	})
 }
 
 // setPosition moves the status to p with a message, setting the stage's

@@ -141,3 +141,28 @@ func transient(ctx context.Context, err error, since *time.Time) bool {
 	}
 	return time.Since(*since) < maxOutage
 }
+
+// RideOut calls fn until it succeeds, fails for a reason other than a
+// passing outage of the hub (see Transient), ctx ends, or the outage has
+// lasted maxOutage, pausing between attempts (250 ms doubling to 5 s). It
+// returns fn's last error. For calls whose failure would stop a caller
+// that must not stop (the node agent opening its buckets, publishing the
+// stage change of a status already written).
+func RideOut(ctx context.Context, fn func() error) error {
+	var since time.Time
+	pause := outagePause
+	for {
+		err := fn()
+		if err == nil || !transient(ctx, err, &since) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
+}
