@@ -284,7 +284,7 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 	}
 
 	// The scheduler takes over: one plan request for the whole fleet.
-	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Logger: d.log, Tick: 100 * time.Millisecond, Tracer: d.tracer})
+	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Tick: 100 * time.Millisecond, Telemetry: telemetry.Telemetry{Logger: d.log, Tracer: d.tracer}})
 	wg.Go(func() {
 		if err := sched.Run(ctx); err != nil {
 			errs <- fmt.Errorf("scheduler: %w", err)

@@ -20,6 +20,7 @@ import (
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 const seedCluster = "seed-lab"
@@ -54,12 +55,12 @@ func newRig(t testing.TB) *rig {
 	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Logger: log}
 	go func() { defer func() { done <- struct{}{} }(); _ = w.Run(ctx) }()
 	r.replica = func() {
-		svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
+		svc := builder.New(js, builder.Config{Telemetry: telemetry.Telemetry{Logger: log}, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
 		done := make(chan struct{})
 		go func() { defer close(done); _ = svc.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
+	svc := builder.New(js, builder.Config{Telemetry: telemetry.Telemetry{Logger: log}, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
 	go func() { defer func() { done <- struct{}{} }(); _ = svc.Run(ctx) }()
 	r.register(t, seedCluster, stages.IdlePosition)
 	return r
