@@ -27,6 +27,7 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
@@ -99,7 +100,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	defer srv.Shutdown()
-	d.nc, d.js, err = connect(srv.URL())
+	d.nc, d.js, err = connect(natsconn.Config{URL: srv.URL()})
 	if err != nil {
 		return err
 	}
