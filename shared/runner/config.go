@@ -13,12 +13,13 @@ import (
 
 // Config is what every hub service takes from its flags and environment.
 type Config struct {
-	// Name is the service's name: NATS connection name, OTEL service.name
-	// and the "service" attribute of every log line.
+	// Name is the service's name: OTEL service.name, the "service"
+	// attribute of every log line and, after "ibu-", the NATS connection's
+	// name unless NATS.Name is set.
 	Name    string
 	Version string
 
-	// NATS is how to reach the hub; its Name "" means "ibu-" + Name.
+	// NATS is how to reach the hub.
 	NATS natsconn.Config
 	// StreamReplicas of the streams and buckets EnsureTopology creates.
 	StreamReplicas int
