@@ -8,10 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natsauth"
+	"ibu.dev/shared/natsconn"
 )
 
 const credsUsage = `usage: ibuctl creds <init|issue|revoke|server-config> [flags]
@@ -112,8 +111,9 @@ func runCreds(ctx context.Context, io IO, args []string) error {
 	case "revoke":
 		cluster := fs.String("cluster", "", "the cluster whose credentials are revoked")
 		service := fs.String("service", "", "the service whose credentials are revoked")
-		url := fs.String("nats-url", env(io, "NATS_URL", ""), "push the revocation to this hub now ($NATS_URL); empty: only re-sign (push later)")
-		ca := fs.String("nats-ca", env(io, "NATS_CA", ""), "PEM CA bundle of the NATS server's TLS certificate ($NATS_CA)")
+		var hub natsconn.Config
+		fs.StringVar(&hub.URL, natsconn.FlagURL, env(io, natsconn.EnvURL, ""), "push the revocation to this hub now ($"+natsconn.EnvURL+"); empty: only re-sign (push later)")
+		fs.StringVar(&hub.CA, natsconn.FlagCA, env(io, natsconn.EnvCA, ""), "PEM CA bundle that signed the NATS server's TLS certificate ($"+natsconn.EnvCA+")")
 		if err := parse(fs, args); err != nil {
 			return err
 		}
@@ -135,11 +135,11 @@ func runCreds(ctx context.Context, io IO, args []string) error {
 			return err
 		}
 		fmt.Fprintf(io.Out, "revoked %d credential(s) of %s in the account\n", len(t.Issued[name]), name)
-		if *url == "" {
+		if hub.URL == "" {
 			fmt.Fprintln(io.Out, "not pushed (no --nats-url): run ibuctl creds revoke again with --nats-url, or reload the servers' resolver_preload")
 			return nil
 		}
-		return pushAccount(ctx, t, *url, *ca, io)
+		return pushAccount(ctx, t, hub, io)
 	case "server-config":
 		resolverDir := fs.String("resolver-dir", "/data/jwt", "where each server keeps account JWTs")
 		if err := parse(fs, args); err != nil {
@@ -166,7 +166,7 @@ func loadTrust(dir string) (*natsauth.Trust, error) {
 
 // pushAccount sends the re-signed account to the hub as the system
 // account, with credentials made for this one push.
-func pushAccount(ctx context.Context, t *natsauth.Trust, url, ca string, io IO) error {
+func pushAccount(ctx context.Context, t *natsauth.Trust, hub natsconn.Config, io IO) error {
 	sys, err := t.IssueSystem(10 * time.Minute)
 	if err != nil {
 		return err
@@ -181,11 +181,8 @@ func pushAccount(ctx context.Context, t *natsauth.Trust, url, ca string, io IO) 
 		return err
 	}
 	f.Close()
-	opts := []nats.Option{nats.UserCredentials(f.Name())}
-	if ca != "" {
-		opts = append(opts, nats.RootCAs(ca))
-	}
-	nc, _, err := connect(url, opts...)
+	hub.Creds = f.Name()
+	nc, _, err := connect(hub)
 	if err != nil {
 		return err
 	}
@@ -195,6 +192,6 @@ func pushAccount(ctx context.Context, t *natsauth.Trust, url, ca string, io IO) 
 	if err := natsauth.PushAccount(pctx, nc, t.AccountJWT); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.Out, "pushed to %s: the hub refuses the revoked credentials now\n", url)
+	fmt.Fprintf(io.Out, "pushed to %s: the hub refuses the revoked credentials now\n", hub.URL)
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
@@ -99,7 +100,7 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	defer srv.Shutdown()
-	d.nc, d.js, err = connect(srv.URL())
+	d.nc, d.js, err = connect(natsconn.Config{URL: srv.URL()})
 	if err != nil {
 		return err
 	}
@@ -284,7 +285,7 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 	}
 
 	// The scheduler takes over: one plan request for the whole fleet.
-	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Logger: d.log, Tick: 100 * time.Millisecond, Tracer: d.tracer})
+	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Tick: 100 * time.Millisecond, Telemetry: telemetry.Telemetry{Logger: d.log, Tracer: d.tracer}})
 	wg.Go(func() {
 		if err := sched.Run(ctx); err != nil {
 			errs <- fmt.Errorf("scheduler: %w", err)

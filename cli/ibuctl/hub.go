@@ -11,6 +11,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/natsembed"
 )
 
@@ -46,7 +47,7 @@ func startHub(ctx context.Context, store string, port int) (*natsembed.Server, e
 	if err != nil {
 		return nil, fmt.Errorf("start embedded NATS: %w", err)
 	}
-	nc, js, err := connect(srv.URL())
+	nc, js, err := connect(natsconn.Config{URL: srv.URL()})
 	if err != nil {
 		srv.Shutdown()
 		return nil, err
@@ -59,16 +60,19 @@ func startHub(ctx context.Context, store string, port int) (*natsembed.Server, e
 	return srv, nil
 }
 
-func connect(url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
-	opts = append([]nats.Option{nats.Name("ibuctl"), nats.Timeout(5 * time.Second)}, opts...)
-	nc, err := nats.Connect(url, opts...)
+// connect dials c once, named ibuctl unless c names the connection.
+func connect(c natsconn.Config) (*nats.Conn, jetstream.JetStream, error) {
+	if c.Name == "" {
+		c.Name = "ibuctl"
+	}
+	nc, err := c.Connect(nats.Timeout(5 * time.Second))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("JetStream at %s: %w", url, err)
+		return nil, nil, fmt.Errorf("JetStream at %s: %w", natsconn.Redact(c.URL), err)
 	}
 	return nc, js, nil
 }
@@ -77,19 +81,14 @@ func connect(url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, 
 // subjects, after the same strict validation that consumers apply.
 func runPublish(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("publish", io)
-	url := fs.String("nats-url", env(io, "NATS_URL", nats.DefaultURL), "NATS server URL ($NATS_URL)")
-	creds := fs.String("creds", env(io, "NATS_CREDS", ""), "NATS credentials file ($NATS_CREDS)")
+	nf := addNATSFlags(fs, io)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("%w: publish FILE... (- for standard input)", ErrUsage)
 	}
-	var opts []nats.Option
-	if *creds != "" {
-		opts = append(opts, nats.UserCredentials(*creds))
-	}
-	nc, js, err := connect(*url, opts...)
+	nc, js, err := nf.connect()
 	if err != nil {
 		return err
 	}

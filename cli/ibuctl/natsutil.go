@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -14,34 +13,27 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/natsconn"
 )
 
 // readTimeout bounds a one-shot read of the KV buckets.
 const readTimeout = 30 * time.Second
 
-// natsFlags are the connection flags every hub command takes.
-type natsFlags struct{ url, creds, ca string }
+// natsFlags are the connection flags every hub command takes: natsconn's,
+// with the environment read through io.
+type natsFlags struct{ natsconn.Config }
 
 func addNATSFlags(fs *flag.FlagSet, io IO) *natsFlags {
 	f := &natsFlags{}
-	fs.StringVar(&f.url, "nats-url", env(io, "NATS_URL", nats.DefaultURL), "NATS server URL ($NATS_URL)")
-	fs.StringVar(&f.creds, "creds", env(io, "NATS_CREDS", ""), "NATS credentials file ($NATS_CREDS)")
-	fs.StringVar(&f.ca, "nats-ca", env(io, "NATS_CA", ""), "PEM CA bundle of the NATS server's TLS certificate ($NATS_CA)")
+	f.Register(fs, func(key string) string { return env(io, key, "") })
 	return f
 }
 
 func (f *natsFlags) connect() (*nats.Conn, jetstream.JetStream, error) {
-	var opts []nats.Option
-	if f.creds != "" {
-		if _, err := os.Stat(f.creds); err != nil {
-			return nil, nil, fmt.Errorf("NATS credentials file: %w", err)
-		}
-		opts = append(opts, nats.UserCredentials(f.creds))
+	if err := f.Validate(); err != nil {
+		return nil, nil, err
 	}
-	if f.ca != "" {
-		opts = append(opts, nats.RootCAs(f.ca))
-	}
-	return connect(f.url, opts...)
+	return connect(f.Config)
 }
 
 // parseArgs parses fs's flags wherever they stand among the positional

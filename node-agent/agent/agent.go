@@ -42,7 +42,7 @@ func New(cfg Config, d Deps) (*Agent, error) {
 	if err := d.defaults(); err != nil {
 		return nil, fmt.Errorf("agent dependencies: %w", err)
 	}
-	meters, err := newAgentMetrics(d.Meter)
+	meters, err := newAgentMetrics(d.Telemetry.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("agent metrics: %w", err)
 	}
@@ -50,9 +50,9 @@ func New(cfg Config, d Deps) (*Agent, error) {
 		meters: meters,
 		cfg:    cfg,
 		d:      d,
-		log:    d.Logger.With("cluster", cfg.ClusterID),
-		tracer: d.Tracer.Tracer("ibu.dev/node-agent"),
-		pub:    bus.NewPublisher(d.JS, bus.PublishTracerProvider(d.Tracer)),
+		log:    d.Telemetry.Logger.With("cluster", cfg.ClusterID),
+		tracer: d.Telemetry.Tracer.Tracer("ibu.dev/node-agent"),
+		pub:    bus.NewPublisher(d.JS, bus.PublishTracerProvider(d.Telemetry.Tracer)),
 		source: "/clusters/" + cfg.ClusterID + "/node-agent",
 	}, nil
 }

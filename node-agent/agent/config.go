@@ -3,20 +3,16 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/journal"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
 	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/telemetry"
 )
 
 // Config is what an agent knows about its cluster and how it behaves.
@@ -81,12 +77,11 @@ type Deps struct {
 	Boot       host.BootIdentity
 	Images     host.ImageStore
 	Journal    *journal.Journal
-	Logger     *slog.Logger
-	Tracer     trace.TracerProvider
-	// Meter receives the agent's metrics (stage and step durations,
-	// precache bytes and images); default none.
-	Meter metric.MeterProvider
-	Now   func() time.Time
+	// Telemetry receives the agent's logs, spans and metrics (stage and
+	// step durations, precache bytes and images); nil fields: see
+	// telemetry.Telemetry.
+	Telemetry telemetry.Telemetry
+	Now       func() time.Time
 	// StepHook, when set, is called at every step boundary with
 	// "before:<Step>" and "after:<Step>"; an error stops the agent right
 	// there, as a crash would. Crash-point tests use it.
@@ -136,15 +131,7 @@ func (d *Deps) defaults() error {
 	case d.Journal == nil:
 		return errors.New("journal is required")
 	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	if d.Tracer == nil {
-		d.Tracer = noop.NewTracerProvider()
-	}
-	if d.Meter == nil {
-		d.Meter = metricnoop.NewMeterProvider()
-	}
+	d.Telemetry = d.Telemetry.Resolved()
 	if d.Now == nil {
 		d.Now = time.Now
 	}

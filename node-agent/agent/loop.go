@@ -165,15 +165,8 @@ func (l *loop) refuse(ctx context.Context, d state.Desired, reason, msg string) 
 	return l.a.emit(ctx, events.Rejected{
 		ClusterID: l.a.cfg.ClusterID, PlanID: d.PlanID, RefusedType: events.TypeDesiredStageSet,
 		RefusedSubject: "$KV.IBU_DESIRED." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
-		Reason: reason, Message: clip(msg, 1000),
+		Reason: reason, Message: events.Clip(msg, 1000),
 	})
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // start begins a run of action for the desired state d.

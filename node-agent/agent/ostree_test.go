@@ -23,6 +23,7 @@ import (
 	"ibu.dev/node-agent/journal"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
+	"ibu.dev/shared/telemetry"
 )
 
 // tarDir packs dir under prefix (e.g. "repo/"), as a seed's ostree layer.
@@ -105,7 +106,7 @@ func ostreeAgent(t *testing.T, f *fixture, sys *ostreetest.Sysroot) *ostree.Stat
 	go func() {
 		for {
 			a, err := agent.New(cfg, agent.Deps{JS: f.js, Stateroots: sr, Rebooter: rb, Boot: rb,
-				Images: sim.NewImages(0, 0), Journal: j, Logger: f.spoke.Logger})
+				Images: sim.NewImages(0, 0), Journal: j, Telemetry: telemetry.Telemetry{Logger: f.spoke.Logger}})
 			if err != nil {
 				done <- err
 				return

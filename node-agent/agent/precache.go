@@ -388,7 +388,7 @@ func failureList(fs []events.ImageFailure) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(fs)-5))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s: %s)", f.Image, f.Reason, clip(f.Message, 200)))
+		parts = append(parts, fmt.Sprintf("%s (%s: %s)", f.Image, f.Reason, events.Clip(f.Message, 200)))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -512,7 +512,7 @@ func (t *tracker) finished(img events.PullImage, n int64, err error) {
 	t.changed = true
 	if err != nil {
 		t.p.Failed++
-		t.fails = append(t.fails, events.ImageFailure{Image: img.Image, Reason: failureReason(err), Message: clip(err.Error(), 500)})
+		t.fails = append(t.fails, events.ImageFailure{Image: img.Image, Reason: failureReason(err), Message: events.Clip(err.Error(), 500)})
 		return
 	}
 	t.p.Pulled++

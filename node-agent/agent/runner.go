@@ -159,7 +159,7 @@ func (a *Agent) runStep(ctx context.Context, run journal.Run, in runInputs, st s
 		}
 		span.RecordError(stepErr)
 		span.SetStatus(codes.Error, stepErr.Error())
-		fin.Result, fin.Error = events.StepFailed, clip(stepErr.Error(), 1000)
+		fin.Result, fin.Error = events.StepFailed, events.Clip(stepErr.Error(), 1000)
 		a.meters.stepDone(ctx, run.Stage, st.name, a.d.Now().Sub(start), stepErr)
 		if err := a.d.Journal.StepFailed(st.name, stepErr); err != nil {
 			return fmt.Errorf("journal step %s: %w", st.name, err)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +23,7 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/seedimage"
 )
 
@@ -54,9 +54,8 @@ type Config struct {
 	ClusterID string
 	Labels    map[string]string
 
-	NATSURL        string
-	NATSCreds      string // NATS .creds file
-	NATSCA         string // TLS CA file
+	// NATS is how to reach the hub (Name is set at connect).
+	NATS           natsconn.Config
 	StreamReplicas int
 
 	Backend    string // BackendOstree or BackendSim
@@ -94,8 +93,7 @@ type Config struct {
 	SeedCapture  bool
 	ReleaseImage string
 
-	HealthAddr      string // /healthz and /readyz ("" = none)
-	NATSInboxPrefix string // reply inbox prefix the credentials allow ("" = _INBOX)
+	HealthAddr string // /healthz and /readyz ("" = none)
 
 	SimStateroot   string
 	SimDir         string // "" = a new temporary directory, removed at exit
@@ -114,12 +112,13 @@ type option struct {
 }
 
 func options() []option {
+	nats := natsOptions()
 	return []option{
 		{name: "cluster-id", env: "IBU_CLUSTER_ID", arg: "ID", help: "the cluster's id: a DNS label (1-63 lower-case letters, digits, '-'). Required"},
 		{name: "labels", env: "IBU_LABELS", arg: "k=v,...", help: "the cluster's labels, which plans select on"},
-		{name: "nats-url", env: "NATS_URL", arg: "URL", def: "nats://127.0.0.1:4222", help: "the hub's NATS server(s), comma-separated; the agent reconnects forever and buffers while disconnected"},
-		{name: "nats-creds", env: "IBU_NATS_CREDS", arg: "FILE", help: "NATS user credentials (.creds file: JWT and nkey seed)"},
-		{name: "nats-ca", env: "IBU_NATS_CA", arg: "FILE", help: "PEM CA bundle that signed the NATS server's TLS certificate"},
+		nats[natsconn.FlagURL],
+		nats[natsconn.FlagCreds],
+		nats[natsconn.FlagCA],
 		{name: "stream-replicas", env: "IBU_STREAM_REPLICAS", arg: "N", def: "1", help: "replicas of the streams and buckets the agent creates when the hub has none yet (1-5; existing ones are left alone)"},
 		{name: "backend", env: "IBU_BACKEND", arg: "ostree|sim", def: BackendOstree, help: "host backend: ostree (the real host: ostree CLI, systemctl reboot, kernel boot id) or sim (a simulated host in this process that reboots after --sim-reboot-delay)"},
 		{name: "image-store", env: "IBU_IMAGE_STORE", arg: "cri|sim|none", shown: "cri with ostree, sim with sim", help: "node image store for precache: cri pulls through the container runtime's CRI image service (--cri-endpoint); none fails every precache step; sim pretends to pull"},
@@ -143,7 +142,7 @@ func options() []option {
 		{name: "heartbeat", env: "IBU_HEARTBEAT", arg: "DURATION", def: "10s", help: "interval between heartbeats"},
 		{name: "init-monitor-timeout", env: "IBU_INIT_MONITOR_TIMEOUT", arg: "DURATION", def: "30m", help: "an upgrade not completed this long after the pivot rolls back by itself (unless auto-rollback is off)"},
 		{name: "health-addr", env: "IBU_HEALTH_ADDR", arg: "ADDR", help: "listen address of /healthz (alive) and /readyz (connected to NATS, streams and buckets found), e.g. :8081; empty: none"},
-		{name: "nats-inbox-prefix", env: "IBU_NATS_INBOX_PREFIX", arg: "PREFIX", help: "subject prefix of reply inboxes: the one the cluster's credentials allow (ibuctl creds issue prints it: _INBOX_<cluster-id>); empty: _INBOX"},
+		nats[natsconn.FlagInboxPrefix],
 		{name: "log-level", env: "IBU_LOG_LEVEL", arg: "LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", env: "IBU_LOG_FORMAT", arg: "json|text", def: "json", help: "log format on standard error"},
 		{name: "seed-capture", env: "IBU_SEED_CAPTURE", boolean: true, def: "false", help: "this is a seed cluster: also serve the seed-builder's capture tasks (inventory from --kubeconfig; workloads stopped with systemctl during a capture and always started again). Needs --backend ostree, --kubeconfig and --release-image"},
@@ -158,6 +157,17 @@ func options() []option {
 		{name: "sim-dir", env: "IBU_SIM_DIR", arg: "DIR", shown: "a new temporary directory, removed at exit", help: "sim backend: the simulated host's files (journal, work, stateroot /etc and /var); its deployments live in memory, so keep a directory across runs only to inspect it"},
 		{name: "sim-reboot-delay", env: "IBU_SIM_REBOOT_DELAY", arg: "DURATION", def: "2s", help: "sim backend: how long a simulated reboot takes"},
 	}
+}
+
+// natsOptions are the rows of the NATS connection flags by name, as
+// natsconn defines them, so that their names, environment variables and
+// help are the services' and ibuctl's.
+func natsOptions() map[string]option {
+	rows := map[string]option{}
+	for _, f := range natsconn.Flags() {
+		rows[f.Name] = option{name: f.Name, env: f.Env, arg: f.Arg, def: f.Default, help: f.Help}
+	}
+	return rows
 }
 
 // Usage writes the command's help to w.
@@ -346,12 +356,14 @@ func (p *parser) config() Config {
 	}
 	c.Labels = p.labels("labels")
 
-	c.NATSURL = p.natsURL("nats-url")
-	c.NATSCreds = p.file("nats-creds")
-	c.NATSCA = p.file("nats-ca")
+	c.NATS = natsconn.Config{
+		URL:         p.natsURL(natsconn.FlagURL),
+		Creds:       p.file(natsconn.FlagCreds),
+		CA:          p.file(natsconn.FlagCA),
+		InboxPrefix: p.str(natsconn.FlagInboxPrefix),
+	}
 	c.StreamReplicas = p.intRange("stream-replicas", 1, 5)
 	c.HealthAddr = p.str("health-addr")
-	c.NATSInboxPrefix = p.str("nats-inbox-prefix")
 
 	c.Backend = p.oneOf("backend", BackendOstree, BackendSim)
 	c.ImageStore = p.str("image-store")
@@ -525,19 +537,15 @@ func (p *parser) file(name string) string {
 	return v
 }
 
-// fileOK is file, telling whether the flag names a regular file.
+// fileOK is file, telling whether the flag names a regular file (the
+// check natsconn applies to the credentials and CA files).
 func (p *parser) fileOK(name string) (string, bool) {
 	v := p.str(name)
 	if v == "" {
 		return "", false
 	}
-	fi, err := os.Stat(v)
-	switch {
-	case err != nil:
-		p.bad(name, "%v", unwrapPath(err))
-		return v, false
-	case !fi.Mode().IsRegular():
-		p.bad(name, "not a regular file")
+	if err := natsconn.CheckFile(v); err != nil {
+		p.bad(name, "%v", err)
 		return v, false
 	}
 	return v, true
@@ -582,22 +590,11 @@ func under(path, root string) bool {
 }
 
 func (p *parser) natsURL(name string) string {
-	v := p.str(name)
-	var parts []string
-	for part := range strings.SplitSeq(v, ",") {
-		part = strings.TrimSpace(part)
-		u := part
-		if !strings.Contains(u, "://") {
-			u = "nats://" + u
-		}
-		pu, err := url.Parse(u)
-		if part == "" || err != nil || pu.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) {
-			p.bad(name, "want nats://host:port (or tls://, ws://, wss://), several comma-separated")
-			return v
-		}
-		parts = append(parts, part)
+	v, err := natsconn.CheckURL(p.str(name))
+	if err != nil {
+		p.bad(name, "%v", err)
 	}
-	return strings.Join(parts, ",")
+	return v
 }
 
 func (p *parser) labels(name string) map[string]string {

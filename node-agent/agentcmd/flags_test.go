@@ -14,6 +14,7 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/agentcmd"
 	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/natsconn"
 )
 
 // envOf turns a map into a getenv.
@@ -27,7 +28,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := agentcmd.Config{
-		ClusterID: "sno-1", NATSURL: "nats://127.0.0.1:4222", StreamReplicas: 1,
+		ClusterID: "sno-1", NATS: natsconn.Config{URL: "nats://127.0.0.1:4222"}, StreamReplicas: 1,
 		Backend: "ostree", ImageStore: "cri", Sysroot: "/sysroot",
 		CRIEndpoint: "unix:///var/run/crio/crio.sock", PullConcurrency: 10,
 		JournalDir: "/sysroot/ostree/ibu-agent/journal", WorkDir: "/sysroot/ostree/ibu-agent/work",
@@ -72,8 +73,8 @@ func TestParse(t *testing.T) {
 			},
 			check: func(t *testing.T, c agentcmd.Config) {
 				if c.ClusterID != "sno-2" || c.Heartbeat != 5*time.Second || !c.Fingerprint.FIPS || c.Version != "4.16.3" ||
-					c.NATSURL != "nats://hub.example:4222,tls://hub2.example:4222" || c.StreamReplicas != 3 ||
-					c.NATSCreds != file || c.NATSCA != file || c.Kubeconfig != file || c.SeedAuthFile != auth ||
+					c.NATS.URL != "nats://hub.example:4222,tls://hub2.example:4222" || c.StreamReplicas != 3 ||
+					c.NATS.Creds != file || c.NATS.CA != file || c.Kubeconfig != file || c.SeedAuthFile != auth ||
 					c.LogLevel != "debug" || c.LogFormat != "text" {
 					t.Errorf("config %+v", c)
 				}
@@ -100,7 +101,7 @@ func TestParse(t *testing.T) {
 			args: []string{"--cluster-id=sno-flag", "--heartbeat", "1m", "--fips=false", "--nats-url", "nats://flag:4222", "--labels", ""},
 			env:  map[string]string{"IBU_CLUSTER_ID": "sno-env", "IBU_HEARTBEAT": "5s", "IBU_FIPS": "true", "NATS_URL": "nats://env:4222", "IBU_LABELS": "a=b"},
 			check: func(t *testing.T, c agentcmd.Config) {
-				if c.ClusterID != "sno-flag" || c.Heartbeat != time.Minute || c.Fingerprint.FIPS || c.NATSURL != "nats://flag:4222" || c.Labels != nil {
+				if c.ClusterID != "sno-flag" || c.Heartbeat != time.Minute || c.Fingerprint.FIPS || c.NATS.URL != "nats://flag:4222" || c.Labels != nil {
 					t.Errorf("config %+v", c)
 				}
 			},

@@ -28,6 +28,7 @@ import (
 	"ibu.dev/node-agent/journal"
 	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/bus"
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/runner"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/telemetry"
@@ -74,7 +75,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvider) error {
 	log = log.With("cluster", cfg.ClusterID)
-	log.Info("ibu-agent starting", "backend", cfg.Backend, "nats", runner.Redact(cfg.NATSURL),
+	log.Info("ibu-agent starting", "backend", cfg.Backend, "nats", natsconn.Redact(cfg.NATS.URL),
 		"imageStore", cfg.ImageStore, "agentVersion", agentVersion())
 
 	mp, stopMetrics, err := serveMetrics(ctx, cfg.MetricsListen, log)
@@ -112,7 +113,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, tp trace.TracerProvi
 	health.SetConn(nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return fmt.Errorf("JetStream at %s: %w", runner.Redact(cfg.NATSURL), err)
+		return fmt.Errorf("JetStream at %s: %w", natsconn.Redact(cfg.NATS.URL), err)
 	}
 	if err := ensureTopology(ctx, js, cfg.StreamReplicas, log); err != nil {
 		if ctx.Err() != nil {
@@ -218,7 +219,7 @@ func ostreeBackend(ctx context.Context, cfg Config, acfg agent.Config, log *slog
 			}
 			a, err := agent.New(acfg, agent.Deps{
 				JS: js, Stateroots: st, Rebooter: rebooter, Boot: systemd.BootID{},
-				Images: images, Journal: j, Logger: log, Tracer: tp, Meter: mp,
+				Images: images, Journal: j, Telemetry: telemetry.Telemetry{Logger: log, Tracer: tp, Meter: mp},
 			})
 			if err != nil {
 				return err
@@ -306,9 +307,10 @@ func simBackend(cfg Config, acfg agent.Config, log *slog.Logger, tp trace.Tracer
 // permission denials (which NATS reports only asynchronously), and waiting
 // for the first connection (or ctx).
 func connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, error) {
+	conn := cfg.NATS
+	conn.Name = "ibu-agent/" + cfg.ClusterID
 	return runner.Connect(ctx, runner.Config{
-		Name: "agent/" + cfg.ClusterID, NATSURL: cfg.NATSURL, NATSCreds: cfg.NATSCreds, NATSCA: cfg.NATSCA,
-		InboxPrefix: cfg.NATSInboxPrefix, ConnectBackoffMin: 500 * time.Millisecond, ConnectBackoffMax: 10 * time.Second,
+		NATS: conn, ConnectBackoffMin: 500 * time.Millisecond, ConnectBackoffMax: 10 * time.Second,
 	}, log)
 }
 

@@ -31,6 +31,7 @@ import (
 	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
+	"ibu.dev/shared/telemetry"
 )
 
 // benchKargs are the kernel arguments of the new deployment, for the agent
@@ -323,7 +324,7 @@ func agentPrep(tb testing.TB, tc timerControl, h *hub, bd *board, seedRef, clust
 		WorkDir: filepath.Join(dir, "work"), KernelArgs: benchKargs, HeartbeatInterval: time.Hour,
 	}, agent.Deps{
 		JS: h.js, Stateroots: srs, Rebooter: noReboot{}, Boot: systemd.BootID{}, Images: sim.NewImages(0, 0),
-		Journal: j, Logger: discardLogger(),
+		Journal: j, Telemetry: telemetry.Telemetry{Logger: discardLogger()},
 	})
 	if err != nil {
 		tb.Fatal(err)

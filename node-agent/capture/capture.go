@@ -251,10 +251,3 @@ func (c *counter) Write(p []byte) (int, error) {
 }
 
 func (c *counter) digest() string { return "sha256:" + hex.EncodeToString(c.h.Sum(nil)) }
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

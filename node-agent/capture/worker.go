@@ -111,7 +111,7 @@ func (w *Worker) answer(req events.SeedCaptureRequested, inv events.SeedHostInve
 		errors.As(err, &ce)
 		w.Logger.Warn("capture failed", "build", req.BuildID, "reason", ce.Reason, "error", err, "workloadsRunning", ce.WorkloadsRunning)
 		return events.SeedCaptureFailed{ClusterID: w.ClusterID, BuildID: req.BuildID, Mode: req.Mode,
-			Reason: ce.Reason, Message: clip(err.Error(), 4000), WorkloadsRunning: ce.WorkloadsRunning}
+			Reason: ce.Reason, Message: events.ClipMarked(err.Error(), 4000), WorkloadsRunning: ce.WorkloadsRunning}
 	}
 	return events.SeedCaptureCompleted{ClusterID: w.ClusterID, BuildID: req.BuildID, Mode: req.Mode, Inventory: inv,
 		Artifacts: res.Artifacts, InfoObject: res.InfoObject, QuiescedMs: res.Quiesced.Milliseconds(),

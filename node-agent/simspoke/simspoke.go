@@ -20,6 +20,7 @@ import (
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/host/sim"
 	"ibu.dev/node-agent/journal"
+	"ibu.dev/shared/telemetry"
 )
 
 // Spoke is one simulated cluster: its host, image store and agent settings.
@@ -71,7 +72,8 @@ func (s *Spoke) Once(ctx context.Context, js jetstream.JetStream) error {
 	}
 	a, err := agent.New(s.Config, agent.Deps{
 		JS: js, Stateroots: s.Host.Stateroots(), Rebooter: s.Host.Rebooter(s.RebootDelay),
-		Boot: s.Host, Images: images, Journal: j, Logger: s.Logger, StepHook: s.StepHook, Tracer: s.Tracer, Meter: s.Meter,
+		Boot: s.Host, Images: images, Journal: j, StepHook: s.StepHook,
+		Telemetry: telemetry.Telemetry{Logger: s.Logger, Tracer: s.Tracer, Meter: s.Meter},
 	})
 	if err != nil {
 		return err

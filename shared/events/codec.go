@@ -114,7 +114,7 @@ func validateData(spec Spec, data []byte) *DecodeError {
 	if dup != "" {
 		// Parsers disagree on which of two same-named members wins (Go takes
 		// the last, others the first): refuse rather than guess.
-		return fail(ErrSchema, "member %q appears twice in an object", clip(dup, 64))
+		return fail(ErrSchema, "member %q appears twice in an object", Clip(dup, 64))
 	}
 	sch, err := schemaFor(typ)
 	if err != nil {

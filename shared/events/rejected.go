@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
-	"unicode/utf8"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 )
@@ -89,7 +87,7 @@ var reasonRE = regexp.MustCompile(`^[A-Z][A-Za-z0-9]{0,127}$`)
 // known). The reason is cause's own Reason() if it has one, else Reason(cause).
 // The caller sets ClusterID or PlanID.
 func RejectionOf(service, refusedSubject string, refused *cloudevents.Event, cause error) Rejected {
-	r := Rejected{Service: service, RefusedSubject: clip(refusedSubject, maxRefusedSubject)}
+	r := Rejected{Service: service, RefusedSubject: Clip(refusedSubject, maxRefusedSubject)}
 	var de *DecodeError
 	switch {
 	case refused != nil:
@@ -97,7 +95,7 @@ func RejectionOf(service, refusedSubject string, refused *cloudevents.Event, cau
 	case errors.As(cause, &de):
 		r.RefusedType, r.RefusedID = de.Type, de.ID
 	}
-	r.RefusedType, r.RefusedID = clip(r.RefusedType, maxRefusedType), clip(r.RefusedID, maxRefusedID)
+	r.RefusedType, r.RefusedID = Clip(r.RefusedType, maxRefusedType), Clip(r.RefusedID, maxRefusedID)
 	r.Reason = Reason(cause)
 	var rs reasoner
 	if errors.As(cause, &rs) && reasonRE.MatchString(rs.Reason()) {
@@ -105,23 +103,7 @@ func RejectionOf(service, refusedSubject string, refused *cloudevents.Event, cau
 	}
 	r.Message = "refused"
 	if cause != nil {
-		r.Message = clip(cause.Error(), maxMessage)
+		r.Message = Clip(cause.Error(), maxMessage)
 	}
 	return r
-}
-
-// clip makes s valid UTF-8 of at most n characters, as schemas count them.
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	i, count := 0, 0
-	for i = range s {
-		if count == n {
-			break
-		}
-		count++
-	}
-	return s[:i]
 }

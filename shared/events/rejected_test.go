@@ -79,17 +79,3 @@ func TestRejectionOfHostileInput(t *testing.T) {
 		t.Errorf("Rejected about nothing: %v", err)
 	}
 }
-
-func TestClip(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"abc", 5, "abc"}, {"abcdef", 3, "abc"}, {"ééé", 2, "éé"}, {"a\xffb", 3, "a\uFFFDb"}, {"", 0, ""}, {"ab", 0, ""},
-	} {
-		if got := clip(c.in, c.n); got != c.want {
-			t.Errorf("clip(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
-		}
-	}
-}

@@ -53,7 +53,7 @@ func decodeStructured(b []byte) (cloudevents.Event, error) {
 		return e, decodeErr(ErrNotJSON, "", "", "%v", err)
 	}
 	str := func(k string) string { s, _ := jsonString(fields[k]); return s }
-	typ, id := clip(str("type"), maxRefusedType), clip(str("id"), maxRefusedID)
+	typ, id := Clip(str("type"), maxRefusedType), Clip(str("id"), maxRefusedID)
 
 	// specversion first: it decides how everything else is read.
 	sv, ok := jsonString(fields["specversion"])
@@ -65,7 +65,7 @@ func decodeStructured(b []byte) (cloudevents.Event, error) {
 	case dups["specversion"]:
 		return e, decodeErr(ErrSpecVersion, typ, id, "specversion appears twice")
 	case sv != SpecVersion:
-		return e, decodeErr(ErrSpecVersion, typ, id, "specversion %q, want %q", clip(sv, 16), SpecVersion)
+		return e, decodeErr(ErrSpecVersion, typ, id, "specversion %q, want %q", Clip(sv, 16), SpecVersion)
 	}
 	if len(dups) > 0 {
 		keys := make([]string, 0, len(dups))
@@ -73,7 +73,7 @@ func decodeStructured(b []byte) (cloudevents.Event, error) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		return e, decodeErr(ErrInvalidAttribute, typ, id, "attribute %q appears twice", clip(keys[0], 64))
+		return e, decodeErr(ErrInvalidAttribute, typ, id, "attribute %q appears twice", Clip(keys[0], 64))
 	}
 	for _, k := range contextAttrs {
 		raw := fields[k]
@@ -102,7 +102,7 @@ func decodeStructured(b []byte) (cloudevents.Event, error) {
 		return e, decodeErr(ErrInvalidAttribute, typ, id, "%v", err)
 	}
 	if ct := str("datacontenttype"); fields["datacontenttype"] != nil && !isJSONContentType(ct) {
-		return e, decodeErr(ErrNotJSON, typ, id, "datacontenttype %q is not JSON", clip(ct, 128))
+		return e, decodeErr(ErrNotJSON, typ, id, "datacontenttype %q is not JSON", Clip(ct, 128))
 	}
 	if err := checkExtensions(fields); err != nil {
 		return e, decodeErr(ErrInvalidAttribute, typ, id, "%v", err)
@@ -127,12 +127,12 @@ func decodeStructured(b []byte) (cloudevents.Event, error) {
 		{"datacontenttype", e.DataContentType()}, {"dataschema", e.DataSchema()},
 	} {
 		if want := str(a.name); a.got != want {
-			return e, decodeErr(ErrInvalidAttribute, typ, id, "attribute %q reads as %q, not %q", a.name, clip(a.got, 64), clip(want, 64))
+			return e, decodeErr(ErrInvalidAttribute, typ, id, "attribute %q reads as %q, not %q", a.name, Clip(a.got, 64), Clip(want, 64))
 		}
 	}
 	for k, v := range e.Extensions() {
 		if got, isStr := v.(string); isStr && got != str(k) {
-			return e, decodeErr(ErrInvalidAttribute, typ, id, "extension %q reads as %q, not %q", k, clip(got, 64), clip(str(k), 64))
+			return e, decodeErr(ErrInvalidAttribute, typ, id, "extension %q reads as %q, not %q", k, Clip(got, 64), Clip(str(k), 64))
 		}
 	}
 	if e.DataBase64 {
@@ -226,13 +226,13 @@ func checkContext(fields map[string]json.RawMessage) error {
 		if u.String() != s {
 			// sdk-go re-renders the source: only a canonical one survives
 			// a round trip unchanged.
-			return fmt.Errorf("source %q is not in canonical form (%q)", clip(s, 128), clip(u.String(), 128))
+			return fmt.Errorf("source %q is not in canonical form (%q)", Clip(s, 128), Clip(u.String(), 128))
 		}
 	}
 	if s, ok := jsonString(fields["dataschema"]); ok {
 		u, err := url.Parse(s)
 		if err != nil || !u.IsAbs() || u.String() != s {
-			return fmt.Errorf("dataschema %q is not a canonical absolute URI", clip(s, 128))
+			return fmt.Errorf("dataschema %q is not a canonical absolute URI", Clip(s, 128))
 		}
 	}
 	if s, ok := jsonString(fields["time"]); ok {
@@ -263,13 +263,13 @@ func checkExtensions(fields map[string]json.RawMessage) error {
 			return fmt.Errorf("attribute %q is CloudEvents 0.3, not 1.0", k)
 		}
 		if !extensionNameRE.MatchString(k) {
-			return fmt.Errorf("extension name %q: want 1-20 lower-case letters or digits", clip(k, 64))
+			return fmt.Errorf("extension name %q: want 1-20 lower-case letters or digits", Clip(k, 64))
 		}
 		switch {
 		case raw[0] == '"', string(raw) == "true", string(raw) == "false":
 		case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
 			if _, err := strconv.ParseInt(string(raw), 10, 32); err != nil {
-				return fmt.Errorf("extension %q: %s is not a 32-bit integer", k, clip(string(raw), 32))
+				return fmt.Errorf("extension %q: %s is not a 32-bit integer", k, Clip(string(raw), 32))
 			}
 		default:
 			return fmt.Errorf("extension %q is not a string, boolean or integer", k)

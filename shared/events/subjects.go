@@ -46,7 +46,7 @@ func ValidID(id string) error {
 	case id == "":
 		return fmt.Errorf("%w: empty", ErrInvalidID)
 	case !idRE.MatchString(id):
-		return fmt.Errorf("%w %q: want a DNS label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", ErrInvalidID, clip(id, 80))
+		return fmt.Errorf("%w %q: want a DNS label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit", ErrInvalidID, Clip(id, 80))
 	case id == planToken:
 		return fmt.Errorf("%w %q: reserved, since ibu.event.plan.* is the namespace of plan events and a cluster named %q would be mistaken for it", ErrInvalidID, id, id)
 	}
@@ -55,14 +55,14 @@ func ValidID(id string) error {
 
 func validService(s string) error {
 	if !serviceRE.MatchString(s) {
-		return fmt.Errorf("service name %q is not a subject token (lower-case letters, digits, '-')", clip(s, 80))
+		return fmt.Errorf("service name %q is not a subject token (lower-case letters, digits, '-')", Clip(s, 80))
 	}
 	return nil
 }
 
 func validName(n string) error {
 	if !nameRE.MatchString(n) {
-		return fmt.Errorf("event name %q is not dot-separated subject tokens (lower-case letters, digits, '-')", clip(n, 80))
+		return fmt.Errorf("event name %q is not dot-separated subject tokens (lower-case letters, digits, '-')", Clip(n, 80))
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func DLQSubject(service string) (string, error) {
 func SubjectFor(typ, id string) (string, error) {
 	s, ok := Lookup(typ)
 	if !ok {
-		return "", fmt.Errorf("subject for %q: %w", clip(typ, 256), ErrUnknownType)
+		return "", fmt.Errorf("subject for %q: %w", Clip(typ, 256), ErrUnknownType)
 	}
 	switch s.Scope {
 	case ScopeRequest:

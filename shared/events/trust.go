@@ -38,13 +38,13 @@ func CheckSubjectCluster(subject string, e cloudevents.Event) error {
 		return nil
 	}
 	if s := e.Subject(); s != "" && s != want {
-		return fmt.Errorf("%w: received on %s (cluster %s), event subject %q", ErrClusterMismatch, subject, want, clip(s, 80))
+		return fmt.Errorf("%w: received on %s (cluster %s), event subject %q", ErrClusterMismatch, subject, want, Clip(s, 80))
 	}
 	var d struct {
 		ClusterID *string `json:"clusterId"`
 	}
 	if json.Unmarshal(e.Data(), &d) == nil && d.ClusterID != nil && *d.ClusterID != want {
-		return fmt.Errorf("%w: received on %s (cluster %s), data clusterId %q", ErrClusterMismatch, subject, want, clip(*d.ClusterID, 80))
+		return fmt.Errorf("%w: received on %s (cluster %s), data clusterId %q", ErrClusterMismatch, subject, want, Clip(*d.ClusterID, 80))
 	}
 	return nil
 }

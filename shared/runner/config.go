@@ -7,21 +7,20 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"ibu.dev/shared/natsconn"
 )
 
 // Config is what every hub service takes from its flags and environment.
 type Config struct {
-	// Name is the service's name: NATS connection name, OTEL service.name
-	// and the "service" attribute of every log line.
+	// Name is the service's name: OTEL service.name, the "service"
+	// attribute of every log line and, after "ibu-", the NATS connection's
+	// name unless NATS.Name is set.
 	Name    string
 	Version string
 
-	NATSURL   string // comma-separated server URLs
-	NATSCreds string // .creds file (user JWT and nkey seed); "" = none
-	NATSCA    string // PEM CA bundle for the server's TLS certificate
-	// InboxPrefix replaces _INBOX for replies, so that credentials may
-	// allow subscribing to this prefix only ("" = _INBOX).
-	InboxPrefix string
+	// NATS is how to reach the hub.
+	NATS natsconn.Config
 	// StreamReplicas of the streams and buckets EnsureTopology creates.
 	StreamReplicas int
 	// SkipTopology leaves the streams and buckets alone (credentials without
@@ -70,14 +69,11 @@ func Flags(name string, fs *flag.FlagSet, getenv func(string) string) *Config {
 		return def
 	}
 	c := &Config{Name: name, Getenv: getenv}
+	c.NATS.Register(fs, getenv)
 	replicas, err := strconv.Atoi(env("IBU_STREAM_REPLICAS", "1"))
 	if err != nil {
 		replicas = 0 // refused by Validate
 	}
-	fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL(s), comma-separated ($NATS_URL)")
-	fs.StringVar(&c.NATSCreds, "nats-creds", env("IBU_NATS_CREDS", ""), "NATS credentials file ($IBU_NATS_CREDS)")
-	fs.StringVar(&c.NATSCA, "nats-ca", env("IBU_NATS_CA", ""), "PEM CA bundle of the NATS server's TLS certificate ($IBU_NATS_CA)")
-	fs.StringVar(&c.InboxPrefix, "nats-inbox-prefix", env("IBU_NATS_INBOX_PREFIX", ""), "subject prefix of reply inboxes, as the credentials allow ($IBU_NATS_INBOX_PREFIX; default _INBOX)")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", replicas, "replicas of the streams and buckets (1 on one server, 3 on a cluster) ($IBU_STREAM_REPLICAS)")
 	fs.BoolVar(&c.SkipTopology, "skip-topology", env("IBU_SKIP_TOPOLOGY", "") == "true", "do not create or update the streams and buckets ($IBU_SKIP_TOPOLOGY=true)")
 	fs.StringVar(&c.HealthAddr, "health-addr", env("IBU_HEALTH_ADDR", ":8081"), "listen address of /healthz, /readyz and /metrics; empty: none ($IBU_HEALTH_ADDR)")
@@ -91,18 +87,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Name == "":
 		return fmt.Errorf("runner: the service has no name")
-	case c.NATSURL == "":
-		return fmt.Errorf("--nats-url is empty")
 	case c.StreamReplicas < 1 || c.StreamReplicas > 5:
 		return fmt.Errorf("--stream-replicas %d: want 1 to 5 (1 on one server, 3 on a cluster)", c.StreamReplicas)
 	}
-	for _, f := range []struct{ flag, path string }{{"--nats-creds", c.NATSCreds}, {"--nats-ca", c.NATSCA}} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := os.Stat(f.path); err != nil {
-			return fmt.Errorf("%s: %w", f.flag, err)
-		}
-	}
-	return nil
+	return c.NATS.Validate()
 }

@@ -1,5 +1,5 @@
 // Package runner is the common main of ibu's hub services: flags with
-// environment fallbacks (NATS URL, credentials, TLS CA, stream replicas,
+// environment fallbacks (the NATS connection's, see natsconn; stream replicas,
 // health address, log level and format; tracing from OTEL_*), a JSON slog
 // logger, a NATS connection that retries with backoff while the hub is
 // unreachable, the JetStream topology, an HTTP server with /healthz,
@@ -9,11 +9,11 @@
 // A service's main is a few lines:
 //
 //	func main() {
-//		cfg := runner.Flags("precache", flag.CommandLine, os.Getenv)
-//		workers := flag.Int("workers", 4, "...") // the service's own flags
+//		cfg := runner.Flags("scheduler", flag.CommandLine, os.Getenv)
+//		lease := flag.Duration("lease-ttl", 15*time.Second, "...") // the service's own flags
 //		flag.Parse()
 //		runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-//			return precache.New(s.JS, precache.Config{Logger: s.Log}).Run(ctx)
+//			return scheduler.New(s.JS, scheduler.Config{LeaseTTL: *lease, Telemetry: s.Telemetry}).Run(ctx)
 //		})
 //	}
 //

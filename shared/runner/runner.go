@@ -20,22 +20,22 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/bus"
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/telemetry"
 )
 
 // Service is what a service's run function gets: a connection to the
-// hub's NATS with the topology in place, a logger and a tracer provider.
+// hub's NATS with the topology in place, and the telemetry to hand to the
+// service's Config.
 type Service struct {
 	Config Config
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
-	Log    *slog.Logger
-	Tracer trace.TracerProvider
-	// Meter exports to the /metrics endpoint.
-	Meter metric.MeterProvider
+	// Telemetry's Logger is the service's, its Tracer exports as the
+	// OTEL_* environment says, and its Meter to the /metrics endpoint.
+	Telemetry telemetry.Telemetry
 }
 
 // Main runs the service until SIGTERM or SIGINT and exits: 0 after a
@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, run func(ctx context
 		defer stop()
 	}
 
-	log.Info("starting", "nats", Redact(cfg.NATSURL), "streamReplicas", cfg.StreamReplicas)
+	log.Info("starting", "nats", natsconn.Redact(cfg.NATS.URL), "streamReplicas", cfg.StreamReplicas)
 	nc, err := Connect(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, run func(ctx context
 		// leave behind on the buckets (bus.ReapDurables).
 		go bus.ReapDurablesEvery(ctx, js, time.Minute, log)
 	}
-	err = run(ctx, &Service{Config: cfg, Conn: nc, JS: js, Log: log, Tracer: tp, Meter: mp})
+	err = run(ctx, &Service{Config: cfg, Conn: nc, JS: js, Telemetry: telemetry.Telemetry{Logger: log, Tracer: tp, Meter: mp}})
 	h.SetReady(false)
 	switch {
 	case ctx.Err() != nil && err != nil:
@@ -184,8 +184,9 @@ func drain(nc *nats.Conn, timeout time.Duration, log *slog.Logger) {
 	}
 }
 
-// Connect dials NATS with the configuration's credentials, TLS CA and
-// inbox prefix, retrying with backoff (and a log line per distinct
+// Connect dials NATS with the configuration's connection options
+// (natsconn.Config.Options; the name defaults to "ibu-" + cfg.Name),
+// retrying with backoff (and a log line per distinct
 // failure) until the first connection or ctx's end; afterwards the client
 // reconnects forever, buffering publishes. Connection trouble and
 // permission denials, which NATS reports only asynchronously, are logged.
@@ -203,8 +204,11 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, err
 		mu      sync.Mutex
 		lastErr string
 	)
+	conn := cfg.NATS
+	if conn.Name == "" {
+		conn.Name = "ibu-" + cfg.Name
+	}
 	opts := []nats.Option{
-		nats.Name("ibu-" + cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectBufSize(8 << 20),
@@ -234,7 +238,7 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, err
 			if repeat {
 				level = slog.LevelDebug
 			}
-			log.Log(ctx, level, "cannot reach NATS; retrying with backoff", "url", Redact(cfg.NATSURL), "error", err)
+			log.Log(ctx, level, "cannot reach NATS; retrying with backoff", "url", natsconn.Redact(conn.URL), "error", err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			attrs := []any{"error", err}
@@ -249,25 +253,16 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, err
 		}),
 		nats.PermissionErrOnSubscribe(true),
 	}
-	if cfg.InboxPrefix != "" {
-		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
-	}
-	if cfg.NATSCreds != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
-	}
-	if cfg.NATSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.NATSCA))
-	}
-	nc, err := nats.Connect(cfg.NATSURL, opts...)
+	nc, err := conn.Connect(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(cfg.NATSURL), err)
+		return nil, err
 	}
 	select {
 	case <-connected:
 		return nc, nil
 	default:
 	}
-	log.Info("waiting for NATS", "url", Redact(cfg.NATSURL))
+	log.Info("waiting for NATS", "url", natsconn.Redact(conn.URL))
 	select {
 	case <-connected:
 		return nc, nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/natsembed"
 	"ibu.dev/shared/natstest"
 )
@@ -63,7 +64,7 @@ func TestRunWaitsForNATSThenReadyThenStops(t *testing.T) {
 	addrCh := make(chan string, 1)
 	logs := &syncBuffer{}
 	cfg := Config{
-		Name: "test", NATSURL: "nats://127.0.0.1:" + strconv.Itoa(port), StreamReplicas: 1,
+		Name: "test", NATS: natsconn.Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port)}, StreamReplicas: 1,
 		HealthAddr: "127.0.0.1:0", LogLevel: "info", LogFormat: "json",
 		ConnectBackoffMin: 20 * time.Millisecond, ConnectBackoffMax: 100 * time.Millisecond,
 		Metrics:  http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ibu_up 1\n") }),
@@ -123,9 +124,9 @@ func TestRunWaitsForNATSThenReadyThenStops(t *testing.T) {
 
 func TestRunRefusesBadSettings(t *testing.T) {
 	for name, cfg := range map[string]Config{
-		"replicas":  {Name: "x", NATSURL: "nats://127.0.0.1:1", StreamReplicas: 0},
-		"creds":     {Name: "x", NATSURL: "nats://127.0.0.1:1", StreamReplicas: 1, NATSCreds: "/nonexistent.creds"},
-		"log level": {Name: "x", NATSURL: "nats://127.0.0.1:1", StreamReplicas: 1, LogLevel: "loud"},
+		"replicas":  {Name: "x", NATS: natsconn.Config{URL: "nats://127.0.0.1:1"}, StreamReplicas: 0},
+		"creds":     {Name: "x", NATS: natsconn.Config{URL: "nats://127.0.0.1:1", Creds: "/nonexistent.creds"}, StreamReplicas: 1},
+		"log level": {Name: "x", NATS: natsconn.Config{URL: "nats://127.0.0.1:1"}, StreamReplicas: 1, LogLevel: "loud"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := Run(context.Background(), cfg, io.Discard, func(context.Context, *Service) error { return nil })
@@ -143,7 +144,7 @@ func TestFlagsReadEnvironment(t *testing.T) {
 	if err := fs.Parse([]string{"--log-level", "debug"}); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NATSURL != "nats://hub:4222" || cfg.StreamReplicas != 3 || cfg.HealthAddr != ":9000" || cfg.LogLevel != "debug" {
+	if cfg.NATS.URL != "nats://hub:4222" || cfg.StreamReplicas != 3 || cfg.HealthAddr != ":9000" || cfg.LogLevel != "debug" {
 		t.Fatalf("config %+v", cfg)
 	}
 }

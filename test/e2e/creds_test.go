@@ -21,6 +21,7 @@ import (
 	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
+	"ibu.dev/shared/telemetry"
 )
 
 // A whole rollout (Prep, Upgrade, Finalize) on a hub in JWT mode: every
@@ -67,7 +68,7 @@ func TestRolloutOnClusterCredentials(t *testing.T) {
 	}
 	_, sjs := natstest.Connect(t, h.URL(), nats.UserCredentials(h.Creds(t, natsauth.ServiceUser("scheduler", 0))))
 	go func() {
-		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Logger: quiet(), Tick: 50 * time.Millisecond}).Run(runCtx)
+		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}).Run(runCtx)
 	}()
 	t.Cleanup(func() {
 		stop()

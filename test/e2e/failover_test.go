@@ -21,6 +21,7 @@ import (
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 // A 50-cluster rollout on a 3-node JetStream cluster: the server that leads
@@ -67,7 +68,7 @@ func TestFailoverOfTheStreamLeaderMidRollout(t *testing.T) {
 	}
 	_, sjs := natstest.Connect(t, c.URL())
 	go func() {
-		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Logger: quiet(), Tick: 50 * time.Millisecond}).Run(runCtx)
+		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}).Run(runCtx)
 	}()
 	t.Cleanup(func() {
 		stop()

@@ -24,6 +24,7 @@ import (
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 const seedVersion = "4.16.9"
@@ -112,7 +113,7 @@ func (f *fleet) scheduler(name string, clock func() time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- scheduler.New(f.js, scheduler.Config{Name: name, Now: clock, Logger: f.log, Tick: 50 * time.Millisecond}).Run(ctx)
+		done <- scheduler.New(f.js, scheduler.Config{Name: name, Now: clock, Telemetry: telemetry.Telemetry{Logger: f.log}, Tick: 50 * time.Millisecond}).Run(ctx)
 	}()
 	f.t.Cleanup(func() {
 		cancel()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -203,7 +202,7 @@ func (s *Service) limitFor(registry string) int {
 // fail tells the agent (on its event subject) that no plan will come.
 func (s *Service) fail(ctx context.Context, in cloudevents.Event, req events.PrecacheRequested, reason, msg string) error {
 	out, err := events.New(Source, req.ClusterID, events.PrecacheFailed{ClusterID: req.ClusterID, PlanID: req.PlanID,
-		Generation: req.Generation, Reason: reason, Message: clip(msg, 1000)})
+		Generation: req.Generation, Reason: reason, Message: events.ClipMarked(msg, 1000)})
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -227,11 +226,4 @@ func transient(err error) bool {
 		}
 	}
 	return true
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -124,7 +124,7 @@ func (s *Scheduler) create(ctx context.Context, req events.PlanCreateRequested) 
 			waves = append(waves, strings.Join(w, ","))
 		}
 		return s.emitPlan(ctx, req.PlanID, events.PlanStatusChanged{PlanID: req.PlanID, Phase: events.PlanPending,
-			Reason: "DryRun", Message: clip(fmt.Sprintf("dry run, nothing started: %d clusters in %d waves: %s",
+			Reason: "DryRun", Message: events.Clip(fmt.Sprintf("dry run, nothing started: %d clusters in %d waves: %s",
 				len(res.Clusters), len(res.Waves), strings.Join(waves, " | ")), 2000),
 			Counts: events.PlanCounts{Total: len(ids), Pending: len(ids)}, ETASeconds: &eta})
 	}
@@ -179,11 +179,4 @@ func (s *Scheduler) control(ctx context.Context, typ, planID, reason string) err
 	}
 	s.poke()
 	return s.report(ctx, out, "")
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

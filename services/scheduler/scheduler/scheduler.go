@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 // Config tunes a scheduler replica.
@@ -33,12 +32,10 @@ type Config struct {
 	// maintenance windows (default 1s).
 	Tick time.Duration
 	// Now is the clock (default time.Now); tests move it.
-	Now    func() time.Time
-	Logger *slog.Logger
-	// Tracer receives the scheduler's spans (default: the global otel
-	// provider); Meter its metrics (default: the global one).
-	Tracer trace.TracerProvider
-	Meter  metric.MeterProvider
+	Now func() time.Time
+	// Telemetry receives the scheduler's logs, spans and metrics (nil
+	// fields: see telemetry.Telemetry).
+	Telemetry telemetry.Telemetry
 }
 
 func (c *Config) defaults() {
@@ -55,15 +52,7 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Tracer == nil {
-		c.Tracer = otel.GetTracerProvider()
-	}
-	if c.Meter == nil {
-		c.Meter = otel.GetMeterProvider()
-	}
+	c.Telemetry = c.Telemetry.Resolved()
 }
 
 // Scheduler is one replica of the scheduler service.
@@ -94,8 +83,8 @@ type planEntry struct {
 func New(js jetstream.JetStream, cfg Config) *Scheduler {
 	cfg.defaults()
 	return &Scheduler{
-		cfg: cfg, js: js, pub: bus.NewPublisher(js, bus.PublishTracerProvider(cfg.Tracer)), log: cfg.Logger.With("replica", cfg.Name),
-		tracer:    cfg.Tracer.Tracer("ibu.dev/services/scheduler"),
+		cfg: cfg, js: js, pub: bus.NewPublisher(js, bus.PublishTracerProvider(cfg.Telemetry.Tracer)), log: cfg.Telemetry.Logger.With("replica", cfg.Name),
+		tracer:    cfg.Telemetry.Tracer.Tracer("ibu.dev/services/scheduler"),
 		planCache: map[string]planEntry{}, clusterSeen: map[string]state.Cluster{},
 		statusSeen: map[string]state.Status{}, desiredGen: map[string]int64{},
 		lastReport: map[string]events.PlanStatusChanged{}, wake: make(chan struct{}, 1),
@@ -123,7 +112,7 @@ func (s *Scheduler) run(ctx context.Context) error {
 			return fmt.Errorf("open %s: %w", b.name, err)
 		}
 	}
-	unregister, err := s.registerMetrics(s.cfg.Meter)
+	unregister, err := s.registerMetrics(s.cfg.Telemetry.Meter)
 	if err != nil {
 		return fmt.Errorf("scheduler metrics: %w", err)
 	}
@@ -158,7 +147,7 @@ func (s *Scheduler) run(ctx context.Context) error {
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamRequests, "scheduler", s.handleRequest,
 		bus.ConsumeService(events.ServiceScheduler), bus.ConsumeFilterSubjects("ibu.request.plan.>"),
-		bus.ConsumeLogger(s.log), bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
+		bus.ConsumeLogger(s.log), bus.ConsumeTracerProvider(s.cfg.Telemetry.Tracer), bus.ConsumeMeterProvider(s.cfg.Telemetry.Meter))
 	if err != nil {
 		return fmt.Errorf("consume plan requests: %w", err)
 	}

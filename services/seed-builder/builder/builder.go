@@ -21,12 +21,16 @@ import (
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 // Config is the seed-builder's configuration.
 type Config struct {
-	Logger *slog.Logger
-	Now    func() time.Time
+	// Telemetry receives the seed-builder's logs, and the spans and
+	// metrics of its request consumer and publisher (nil fields: see
+	// telemetry.Telemetry).
+	Telemetry telemetry.Telemetry
+	Now       func() time.Time
 	// SecretsDir is where Kubernetes Secret references are mounted, as the
 	// chart mounts them: <dir>/<namespace>/<name>/.dockerconfigjson.
 	SecretsDir string
@@ -84,9 +88,7 @@ type Service struct {
 
 // New returns a seed-builder on js.
 func New(js jetstream.JetStream, cfg Config) *Service {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Telemetry = cfg.Telemetry.Resolved()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -105,7 +107,7 @@ func New(js jetstream.JetStream, cfg Config) *Service {
 	if cfg.HubAgentCRDs == nil {
 		cfg.HubAgentCRDs = DefaultHubAgentCRDs
 	}
-	return &Service{js: js, cfg: cfg, log: cfg.Logger, pub: bus.NewPublisher(js)}
+	return &Service{js: js, cfg: cfg, log: cfg.Telemetry.Logger, pub: bus.NewPublisher(js, bus.PublishTracerProvider(cfg.Telemetry.Tracer))}
 }
 
 // Run consumes seed build requests until ctx ends. Builds run one at a
@@ -117,7 +119,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamRequests, events.ServiceSeedBuilder, s.handle,
 		bus.ConsumeService(events.ServiceSeedBuilder), bus.ConsumeFilterSubjects("ibu.request.seed.>"),
-		bus.ConsumeLogger(s.log), bus.ConsumeMaxDeliver(5), bus.ConsumeAckWait(s.cfg.AckWait),
+		bus.ConsumeLogger(s.log), bus.ConsumeTracerProvider(s.cfg.Telemetry.Tracer), bus.ConsumeMeterProvider(s.cfg.Telemetry.Meter),
+		bus.ConsumeMaxDeliver(5), bus.ConsumeAckWait(s.cfg.AckWait),
 		bus.ConsumeInProgress(s.cfg.AckWait/3), bus.ConsumeBatch(1), // builds are long: hold no queue
 		bus.ConsumeRejectedEvents("/services/seed-builder"))
 	if err != nil {

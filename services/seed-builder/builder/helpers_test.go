@@ -20,6 +20,7 @@ import (
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 const seedCluster = "seed-lab"
@@ -39,6 +40,13 @@ type rig struct {
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
+	return newRigWith(t, telemetry.Telemetry{})
+}
+
+// newRigWith is newRig with the seed-builders' telemetry (a nil Logger:
+// the test's output).
+func newRigWith(t testing.TB, tel telemetry.Telemetry) *rig {
+	t.Helper()
 	_, js := natstest.StartHub(t)
 	r := &rig{js: js, reg: registrytest.Start(t, registrytest.WithBasicAuth("builder", "s3cret")), dir: t.TempDir(), seen: map[string]bool{}, wait: time.Minute}
 	r.authFile = registrytest.WriteAuthFile(t, r.reg.Host, "builder", "s3cret")
@@ -48,18 +56,21 @@ func newRig(t testing.TB) *rig {
 		out = os.Stderr // a benchmark's output shows only at its end
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if tel.Logger == nil {
+		tel.Logger = log
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Logger: log}
 	go func() { defer func() { done <- struct{}{} }(); _ = w.Run(ctx) }()
 	r.replica = func() {
-		svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
+		svc := builder.New(js, builder.Config{Telemetry: tel, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
 		done := make(chan struct{})
 		go func() { defer close(done); _ = svc.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
+	svc := builder.New(js, builder.Config{Telemetry: tel, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
 	go func() { defer func() { done <- struct{}{} }(); _ = svc.Run(ctx) }()
 	r.register(t, seedCluster, stages.IdlePosition)
 	return r

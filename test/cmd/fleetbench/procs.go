@@ -23,6 +23,7 @@ import (
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natsembed"
+	"ibu.dev/shared/telemetry"
 )
 
 // usage is what a component's process used: CPU time (user + system, all
@@ -420,7 +421,7 @@ func startSchedulerInproc(ctx context.Context, url string, stderr io.Writer, tim
 	sctx, cancel := context.WithCancel(context.Background())
 	c := &inproc{cancel: cancel, done: make(chan struct{})}
 	go func() {
-		err := scheduler.New(js, scheduler.Config{Name: "bench", Logger: log}).Run(sctx)
+		err := scheduler.New(js, scheduler.Config{Name: "bench", Telemetry: telemetry.Telemetry{Logger: log}}).Run(sctx)
 		if err == nil && sctx.Err() == nil {
 			err = errors.New("scheduler stopped on its own")
 		}

@@ -18,6 +18,6 @@ func main() {
 	lease := flag.Duration("lease-ttl", 15*time.Second, "how long a replica owns a plan without renewing it")
 	flag.Parse()
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-		return scheduler.New(s.JS, scheduler.Config{Name: *name, LeaseTTL: *lease, Logger: s.Log, Tracer: s.Tracer, Meter: s.Meter}).Run(ctx)
+		return scheduler.New(s.JS, scheduler.Config{Name: *name, LeaseTTL: *lease, Telemetry: s.Telemetry}).Run(ctx)
 	})
 }

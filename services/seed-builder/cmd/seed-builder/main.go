@@ -17,7 +17,7 @@ func main() {
 	namespace := flag.String("namespace", envOr("POD_NAMESPACE", "ibu-system"), "default namespace of Secret references ($POD_NAMESPACE)")
 	flag.Parse()
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-		return builder.New(s.JS, builder.Config{Logger: s.Log, SecretsDir: *secrets, Namespace: *namespace}).Run(ctx)
+		return builder.New(s.JS, builder.Config{Telemetry: s.Telemetry, SecretsDir: *secrets, Namespace: *namespace}).Run(ctx)
 	})
 }
 

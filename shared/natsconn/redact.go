@@ -1,4 +1,4 @@
-package runner
+package natsconn
 
 import (
 	"net/url"
