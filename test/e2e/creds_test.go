@@ -11,15 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	simfleet "ibu.dev/demo/fleet"
-	"ibu.dev/node-agent/agent"
-	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natsauth"
 	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/registrytest"
-	"ibu.dev/shared/seedimage/seedsim"
 )
 
 // A whole rollout (Prep, Upgrade, Finalize) on a hub in JWT mode: every
@@ -44,26 +41,10 @@ func TestRolloutOnClusterCredentials(t *testing.T) {
 		denied = append(denied, err.Error())
 		mu.Unlock()
 	})
-	spokes, err := simfleet.Start(ctx, simfleet.Config{
-		N: n, Dir: t.TempDir(), Logger: quiet(),
-		JS: func(_ int, id string) (jetstream.JetStream, error) {
-			_, js := natstest.Connect(t, h.URL(), nats.UserCredentials(h.SpokeCreds(t, id)),
-				nats.CustomInboxPrefix(natsauth.SpokeInboxPrefix(id)), onErr)
-			return js, nil
-		},
-		Agent: func(int, string) agent.Config {
-			return agent.Config{Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
-				HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second}
-		},
-		Prepare: func(_ int, _ string, s *simspoke.Spoke) error { s.RebootDelay = 50 * time.Millisecond; return nil },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := spokes.Stop(time.Minute); err != nil {
-			t.Errorf("agents: %v", err)
-		}
+	startSpokes(t, n, 20*time.Second, func(id string) jetstream.JetStream {
+		_, js := natstest.Connect(t, h.URL(), nats.UserCredentials(h.SpokeCreds(t, id)),
+			nats.CustomInboxPrefix(natsauth.SpokeInboxPrefix(id)), onErr)
+		return js
 	})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

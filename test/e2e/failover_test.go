@@ -11,14 +11,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	simfleet "ibu.dev/demo/fleet"
-	"ibu.dev/node-agent/agent"
-	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/registrytest"
-	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/state"
 )
 
@@ -45,25 +42,9 @@ func TestFailoverOfTheStreamLeaderMidRollout(t *testing.T) {
 
 	// Every spoke and the scheduler on connections of their own, as in a
 	// real fleet, each knowing all three servers.
-	spokes, err := simfleet.Start(ctx, simfleet.Config{
-		N: n, Dir: t.TempDir(), Logger: quiet(),
-		JS: func(_ int, id string) (jetstream.JetStream, error) {
-			_, js := natstest.Connect(t, c.URL())
-			return js, nil
-		},
-		Agent: func(int, string) agent.Config {
-			return agent.Config{Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
-				HeartbeatInterval: time.Hour, ServiceTimeout: 30 * time.Second}
-		},
-		Prepare: func(_ int, _ string, s *simspoke.Spoke) error { s.RebootDelay = 50 * time.Millisecond; return nil },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := spokes.Stop(time.Minute); err != nil {
-			t.Errorf("agents: %v", err)
-		}
+	startSpokes(t, n, 30*time.Second, func(id string) jetstream.JetStream {
+		_, js := natstest.Connect(t, c.URL())
+		return js
 	})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

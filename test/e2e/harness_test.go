@@ -201,3 +201,27 @@ func seedsimImages() ([]string, error) {
 	s, err := seedsim.New(seedVersion, 6)
 	return s.Images, err
 }
+
+// startSpokes starts n clusters sno-001..sno-n, each a node agent on a
+// simulated host rebooting in 50ms, on the connection js gives it, until
+// the test ends.
+func startSpokes(t *testing.T, n int, serviceTimeout time.Duration, js func(id string) jetstream.JetStream) {
+	t.Helper()
+	spokes, err := simfleet.Start(t.Context(), simfleet.Config{
+		N: n, Dir: t.TempDir(), Logger: quiet(),
+		JS: func(_ int, id string) (jetstream.JetStream, error) { return js(id), nil },
+		Agent: func(int, string) agent.Config {
+			return agent.Config{Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
+				HeartbeatInterval: time.Hour, ServiceTimeout: serviceTimeout}
+		},
+		Prepare: func(_ int, _ string, s *simspoke.Spoke) error { s.RebootDelay = 50 * time.Millisecond; return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := spokes.Stop(time.Minute); err != nil {
+			t.Errorf("agents: %v", err)
+		}
+	})
+}
