@@ -77,7 +77,7 @@ fuzz:
 
 ## demo: the main job on an embedded NATS, in one process
 demo:
-	$(GO) run ./cli/cmd/ibuctl demo
+	$(GO) run ./demo/cmd/ibu-demo
 
 ## images: an OCI image (linux/amd64+arm64 index) of every service and the
 ## agent, reproducible, into $(BIN)/images/<name> or, with REGISTRY=host/path,

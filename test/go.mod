@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	ibu.dev/cli => ../cli
+	ibu.dev/demo => ../demo
 	ibu.dev/node-agent => ../node-agent
 	ibu.dev/services/health => ../services/health
 	ibu.dev/services/precache => ../services/precache
@@ -23,6 +24,7 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0
 	google.golang.org/protobuf v1.36.12
 	ibu.dev/cli v0.0.0-00010101000000-000000000000
+	ibu.dev/demo v0.0.0-00010101000000-000000000000
 	ibu.dev/node-agent v0.0.0-00010101000000-000000000000
 	ibu.dev/services/health v0.0.0-00010101000000-000000000000
 	ibu.dev/services/precache v0.0.0-00010101000000-000000000000
@@ -48,7 +50,6 @@ require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
-	github.com/klauspost/pgzip v1.3.0 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee // indirect
@@ -93,7 +94,6 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/grpc v1.83.2 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
-	ibu.dev/services/seed-builder v0.0.0-00010101000000-000000000000 // indirect
 	k8s.io/apimachinery v0.35.4 // indirect
 	k8s.io/client-go v0.35.4 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect

@@ -2,7 +2,6 @@ package ibuctl
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -121,47 +120,16 @@ func TestPublishRefusesInvalidEventBeforeConnecting(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"frobnicate"}, {"validate"}, {"demo", "--clusters", "1"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"validate"}} {
 		if _, err := run(t, args...); !errors.Is(err, ErrUsage) {
 			t.Errorf("%v: want ErrUsage, got %v", args, err)
 		}
 	}
 }
 
-func TestDemo(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var out bytes.Buffer
-	err := Run(ctx, IO{Out: &out, Err: &out, Getenv: func(string) string { return "" }}, []string{"demo", "--clusters", "8"})
-	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
-	}
-	for _, want := range []string{
-		"seed build with a wrong password refused before the seed cluster was touched (0 quiesces",
-		"seed-builder captured seed-lab (workloads quiesced once, running again: true)",
-		"inspected from manifest and config only: version 4.16.9, 125 precache images",
-		"8 node agents registered on simulated hosts",
-		"desired Upgrade while Idle refused by its agent: Prep first",
-		"published demo-rollout on ibu.request.plan.create: 8 clusters",
-		"sno-03   Prep failed: CheckCompatibility", "ArchitectureMismatch", "MissingOperators",
-		"sno-07   Prep failed: CheckCompatibility", "VersionNotNewer",
-		"Failed, step 2/2 (Upgrade+Finalize): 0 running, 6 succeeded, 2 failed of 8",
-		"UnsupportedSpecVersion", "UnknownType", "SchemaMismatch", "NotJSON",
-		"consumer still handled a good dev.ibu.health.requested.v1",
-		"6 of 8 clusters upgraded;",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo output lacks %q", want)
-		}
-	}
-	if t.Failed() {
-		t.Log(out.String())
-	}
-}
-
 func TestHelpStopsTheCommand(t *testing.T) {
-	out, err := run(t, "demo", "-h")
-	if err != nil || !strings.Contains(out, "-clusters") || strings.Contains(out, "hub      starting") {
-		t.Fatalf("demo -h: %v\n%s", err, out)
+	out, err := run(t, "hub", "-h")
+	if err != nil || !strings.Contains(out, "-store") || strings.Contains(out, "hub ready") {
+		t.Fatalf("hub -h: %v\n%s", err, out)
 	}
 }

@@ -31,7 +31,6 @@ func commands() map[string]command {
 		"validate":  {"check structured CloudEvent JSON files against the contract", runValidate},
 		"publish":   {"publish a structured CloudEvent JSON file to NATS on its contract subject", runPublish},
 		"hub":       {"run a development hub: embedded NATS with JetStream and ibu's topology", runHub},
-		"demo":      {"run the demo on an embedded hub and print what happened", runDemo},
 		"upgrade":   {"ask the scheduler to upgrade clusters to a seed (a plan); --dry-run, --wait", runUpgrade},
 		"plan":      {"list, get, pause, resume or abort plans", runPlan},
 		"status":    {"show active plans, or one plan's progress live (--watch)", runStatus},

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"

@@ -2,25 +2,21 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
-	"ibu.dev/node-agent/agent"
-	"ibu.dev/node-agent/simspoke"
+	simfleet "ibu.dev/demo/fleet"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natsauth"
 	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/registrytest"
-	"ibu.dev/shared/seedimage"
-	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -32,16 +28,8 @@ func TestRolloutOnClusterCredentials(t *testing.T) {
 	ctx := t.Context()
 	h := natstest.StartAuthHub(t)
 	reg := registrytest.Start(t)
-	synth, err := seedsim.New(seedVersion, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := synth.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := reg.Ref("telco/seed:" + seedVersion)
-	if _, err := seedimage.Push(ctx, ref, img); err != nil {
+	if err := simfleet.PushSeed(ctx, ref, seedVersion, 4); err != nil {
 		t.Fatal(err)
 	}
 
@@ -54,28 +42,21 @@ func TestRolloutOnClusterCredentials(t *testing.T) {
 		denied = append(denied, err.Error())
 		mu.Unlock()
 	})
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, n+1)
-	for i := range n {
-		id := fmt.Sprintf("sno-%03d", i+1)
+	startSpokes(t, n, 20*time.Second, func(id string) jetstream.JetStream {
 		_, js := natstest.Connect(t, h.URL(), nats.UserCredentials(h.SpokeCreds(t, id)),
 			nats.CustomInboxPrefix(natsauth.SpokeInboxPrefix(id)), onErr)
-		s := simspoke.New(agent.Config{ClusterID: id, Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
-			HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second}, filepath.Join(t.TempDir(), id), "rhcos")
-		s.Logger = quiet()
-		s.RebootDelay = 50 * time.Millisecond
-		go func() { done <- s.Run(runCtx, js) }()
-	}
+		return js
+	})
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
 	_, sjs := natstest.Connect(t, h.URL(), nats.UserCredentials(h.Creds(t, natsauth.ServiceUser("scheduler", 0))))
 	go func() {
 		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}).Run(runCtx)
 	}()
 	t.Cleanup(func() {
 		stop()
-		for range n + 1 {
-			if err := <-done; err != nil {
-				t.Errorf("agent or scheduler: %v", err)
-			}
+		if err := <-done; err != nil {
+			t.Errorf("scheduler: %v", err)
 		}
 	})
 

@@ -4,22 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"ibu.dev/node-agent/agent"
-	"ibu.dev/node-agent/simspoke"
+	simfleet "ibu.dev/demo/fleet"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/registrytest"
-	"ibu.dev/shared/seedimage"
-	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/state"
 	"ibu.dev/shared/telemetry"
 )
@@ -40,42 +36,27 @@ func TestFailoverOfTheStreamLeaderMidRollout(t *testing.T) {
 	}
 
 	reg := registrytest.Start(t)
-	synth, err := seedsim.New(seedVersion, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := synth.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := reg.Ref("telco/seed:" + seedVersion)
-	if _, err := seedimage.Push(ctx, ref, img); err != nil {
+	if err := simfleet.PushSeed(ctx, ref, seedVersion, 4); err != nil {
 		t.Fatal(err)
 	}
 
 	// Every spoke and the scheduler on connections of their own, as in a
 	// real fleet, each knowing all three servers.
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, n+1)
-	for i := range n {
-		id := fmt.Sprintf("sno-%03d", i+1)
+	startSpokes(t, n, 30*time.Second, func(id string) jetstream.JetStream {
 		_, js := natstest.Connect(t, c.URL())
-		s := simspoke.New(agent.Config{ClusterID: id, Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
-			HeartbeatInterval: time.Hour, ServiceTimeout: 30 * time.Second}, filepath.Join(t.TempDir(), id), "rhcos")
-		s.Logger = quiet()
-		s.RebootDelay = 50 * time.Millisecond
-		go func() { done <- s.Run(runCtx, js) }()
-	}
+		return js
+	})
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
 	_, sjs := natstest.Connect(t, c.URL())
 	go func() {
 		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}).Run(runCtx)
 	}()
 	t.Cleanup(func() {
 		stop()
-		for range n + 1 {
-			if err := <-done; err != nil {
-				t.Errorf("agent or scheduler: %v", err)
-			}
+		if err := <-done; err != nil {
+			t.Errorf("scheduler: %v", err)
 		}
 	})
 	clusters, _ := hub.KeyValue(ctx, bus.BucketClusters)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"ibu.dev/node-agent/simspoke"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/state"

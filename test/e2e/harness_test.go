@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
+	simfleet "ibu.dev/demo/fleet"
 	"ibu.dev/node-agent/agent"
-	"ibu.dev/node-agent/simspoke"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
@@ -50,17 +50,10 @@ func newFleet(t *testing.T, n int, prepare func(id string, s *simspoke.Spoke)) *
 	ctx := t.Context()
 	srv, js := natstest.StartHub(t)
 	reg := registrytest.Start(t, registrytest.WithBasicAuth("ibu", "s3cret"))
-	synth, err := seedsim.New(seedVersion, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := synth.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
 	auth := seedimage.WithAuthFile(reg.AuthFile(t))
 	ref := reg.Ref("telco/seed:" + seedVersion)
-	if _, err := seedimage.Push(ctx, ref, img, auth); err != nil {
+	err := simfleet.PushSeed(ctx, ref, seedVersion, 6, auth)
+	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fleet{t: t, srv: srv, js: js, seedRef: ref, spokes: map[string]*simspoke.Spoke{}, log: quiet()}
@@ -70,30 +63,32 @@ func newFleet(t *testing.T, n int, prepare func(id string, s *simspoke.Spoke)) *
 	if f.desired, err = js.KeyValue(ctx, bus.BucketDesired); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, n)
-	for i := range n {
-		id := fmt.Sprintf("sno-%03d", i+1)
-		ring := "b"
-		if i < n/2 {
-			ring = "a"
-		}
-		s := simspoke.New(agent.Config{ClusterID: id, Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
-			Labels: map[string]string{"ring": ring}, SeedOptions: []seedimage.Option{auth},
-			HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second, PullBackoff: 10 * time.Millisecond}, filepath.Join(t.TempDir(), id), "rhcos")
-		s.Logger = f.log
-		if prepare != nil {
-			prepare(id, s)
-		}
-		f.spokes[id] = s
-		go func() { done <- s.Run(runCtx, js) }()
+	spokes, err := simfleet.Start(ctx, simfleet.Config{
+		N: n, Dir: t.TempDir(), Logger: f.log,
+		JS: func(int, string) (jetstream.JetStream, error) { return js, nil },
+		Agent: func(i int, _ string) agent.Config {
+			ring := "b"
+			if i < n/2 {
+				ring = "a"
+			}
+			return agent.Config{Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
+				Labels: map[string]string{"ring": ring}, SeedOptions: []seedimage.Option{auth},
+				HeartbeatInterval: time.Hour, ServiceTimeout: 20 * time.Second, PullBackoff: 10 * time.Millisecond}
+		},
+		Prepare: func(_ int, id string, s *simspoke.Spoke) error {
+			if prepare != nil {
+				prepare(id, s)
+			}
+			f.spokes[id] = s
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cancel()
-		for range n {
-			if err := <-done; err != nil {
-				t.Errorf("agent: %v", err)
-			}
+		if err := spokes.Stop(time.Minute); err != nil {
+			t.Errorf("agents: %v", err)
 		}
 	})
 	clusters, err := js.KeyValue(ctx, bus.BucketClusters)
@@ -206,4 +201,28 @@ type cloudEvent = cloudevents.Event
 func seedsimImages() ([]string, error) {
 	s, err := seedsim.New(seedVersion, 6)
 	return s.Images, err
+}
+
+// startSpokes starts n clusters sno-001..sno-n, each a node agent on a
+// simulated host rebooting in 50ms, on the connection js gives it, until
+// the test ends.
+func startSpokes(t *testing.T, n int, serviceTimeout time.Duration, js func(id string) jetstream.JetStream) {
+	t.Helper()
+	spokes, err := simfleet.Start(t.Context(), simfleet.Config{
+		N: n, Dir: t.TempDir(), Logger: quiet(),
+		JS: func(_ int, id string) (jetstream.JetStream, error) { return js(id), nil },
+		Agent: func(int, string) agent.Config {
+			return agent.Config{Version: "4.14.38", Fingerprint: seedsim.Fingerprint(),
+				HeartbeatInterval: time.Hour, ServiceTimeout: serviceTimeout}
+		},
+		Prepare: func(_ int, _ string, s *simspoke.Spoke) error { s.RebootDelay = 50 * time.Millisecond; return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := spokes.Stop(time.Minute); err != nil {
+			t.Errorf("agents: %v", err)
+		}
+	})
 }

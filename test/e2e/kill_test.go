@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"ibu.dev/node-agent/simspoke"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/state"
 )

@@ -18,8 +18,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"ibu.dev/cli/dashboard"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host"
-	"ibu.dev/node-agent/simspoke"
 )
 
 // smallPNG re-encodes a screenshot with the Plan 9 palette, a quarter of

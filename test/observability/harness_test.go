@@ -26,8 +26,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/services/precache/precache"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"

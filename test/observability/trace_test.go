@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host"
-	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/telemetry"

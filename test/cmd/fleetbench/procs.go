@@ -20,9 +20,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	simfleet "ibu.dev/demo/fleet"
 	"ibu.dev/services/scheduler/scheduler"
-	"ibu.dev/shared/bus"
-	"ibu.dev/shared/natsembed"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -378,18 +377,9 @@ func (c *inproc) Stop() error {
 // startHubInproc runs an embedded nats-server with ibu's topology in this
 // process, as `ibuctl hub` does in its own.
 func startHubInproc(ctx context.Context, store string) (*inproc, string, error) {
-	srv, err := natsembed.Start(ctx, natsembed.Config{StoreDir: store})
+	srv, err := simfleet.StartHub(ctx, store, 0)
 	if err != nil {
-		return nil, "", fmt.Errorf("start embedded NATS: %w", err)
-	}
-	nc, js, err := connect(srv.URL(), "fleetbench-topology")
-	if err == nil {
-		err = bus.EnsureTopology(ctx, js)
-		nc.Close()
-	}
-	if err != nil {
-		srv.Shutdown()
-		return nil, "", fmt.Errorf("ensure topology: %w", err)
+		return nil, "", err
 	}
 	hctx, cancel := context.WithCancel(context.Background())
 	c := &inproc{cancel: cancel, done: make(chan struct{})}
@@ -471,14 +461,5 @@ func (h watchHandler) WithGroup(name string) slog.Handler {
 
 // connect opens a NATS connection that reconnects forever.
 func connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.Timeout(10*time.Second))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("JetStream at %s: %w", url, err)
-	}
-	return nc, js, nil
+	return simfleet.Connect(url, name)
 }

@@ -1,7 +1,8 @@
 // Package simspoke runs a node agent on a simulated host the way a real
 // spoke would live: when the agent asks for a reboot, the host "boots" into
 // its default deployment after a (scaled) delay and the agent starts again,
-// reading its journal. Tests, the demo and the fleet benchmarks use it.
+// reading its journal. The agent's sim backend (agentcmd), tests and
+// demo/fleet use it.
 package simspoke
 
 import (

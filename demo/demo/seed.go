@@ -1,4 +1,4 @@
-package ibuctl
+package demo
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/capture"
-	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/services/seed-builder/builder"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
@@ -34,7 +34,7 @@ const demoSeedCluster = "seed-lab"
 // is refused before the seed cluster is touched; the next one captures,
 // pushes, reads back and tags. The returned stop ends the seed cluster and
 // the seed-builder.
-func (d *demo) buildSeed(ctx context.Context, reg *localRegistry, dir string) (seedimage.Summary, func(), error) {
+func (d *demo) buildSeed(ctx context.Context, dir string) (seedimage.Summary, func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stop := func() { cancel(); wg.Wait() }
@@ -46,13 +46,13 @@ func (d *demo) buildSeed(ctx context.Context, reg *localRegistry, dir string) (s
 	}
 	// The release's container images, for precache: real images in the
 	// registry that share a base layer and a layer per group of 25.
+	reg := d.reg
 	set, err := seedsim.ImageSet{Count: 125, BaseSize: 256 << 10, GroupSize: 25, GroupBytes: 64 << 10, OwnBytes: 16 << 10, Seed: 1}.
-		Push(ctx, reg.host(), "ocp-release", basicAuth{user: reg.user, pass: reg.pass})
+		Push(ctx, reg.Host(), "ocp-release", reg.Transport())
 	if err != nil {
 		return fail(fmt.Errorf("push the release images: %w", err))
 	}
 	d.images = set
-	d.regHost, d.regUser, d.regPass = reg.host(), reg.user, reg.pass
 	synth.Images = set.Images
 	d.say("seed", "pushed %d release images (%.1f MiB in all, %.1f MiB of distinct layers)", len(set.Images), mib(set.NaiveBytes), mib(set.UniqueBytes))
 	spoke := simspoke.New(agent.Config{ClusterID: demoSeedCluster, Version: synth.Info.Version, Fingerprint: seedsim.Fingerprint(),
@@ -88,8 +88,8 @@ func (d *demo) buildSeed(ctx context.Context, reg *localRegistry, dir string) (s
 	svc := builder.New(d.js, builder.Config{Telemetry: telemetry.Telemetry{Logger: d.log}, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Second})
 	wg.Go(func() { _ = svc.Run(ctx) })
 
-	ref := reg.host() + "/telco/sno-seed:4.16.9"
-	wrong, err := writeAuthFile(filepath.Join(dir, "wrong-auth.json"), reg.host(), reg.user, "guess")
+	ref := reg.Host() + "/telco/sno-seed:4.16.9"
+	wrong, err := writeAuthFile(filepath.Join(dir, "wrong-auth.json"), reg.Host(), reg.User, "guess")
 	if err != nil {
 		return fail(err)
 	}
@@ -102,7 +102,7 @@ func (d *demo) buildSeed(ctx context.Context, reg *localRegistry, dir string) (s
 	}
 	d.say("seed", "seed build with a wrong password refused before the seed cluster was touched (%d quiesces, workloads running: %v): %s",
 		host.Quiesces(), host.Running(), rec.Message)
-	good, err := writeAuthFile(filepath.Join(dir, "auth.json"), reg.host(), reg.user, reg.pass)
+	good, err := writeAuthFile(filepath.Join(dir, "auth.json"), reg.Host(), reg.User, reg.Pass)
 	if err != nil {
 		return fail(err)
 	}

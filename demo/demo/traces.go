@@ -1,4 +1,4 @@
-package ibuctl
+package demo
 
 import (
 	"encoding/json"
@@ -88,12 +88,12 @@ func (d *demo) printTraces(path, plan string, results []clusterResult) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.io.Out, "\ntraces in %s: one per cluster's upgrade (plan %s), slowest steps first\n", path, plan)
-	fmt.Fprintf(d.io.Out, "%-8s %-32s %5s  %s\n", "CLUSTER", "TRACE ID", "SPANS", "SLOWEST STEPS (s)")
+	fmt.Fprintf(d.out, "\ntraces in %s: one per cluster's upgrade (plan %s), slowest steps first\n", path, plan)
+	fmt.Fprintf(d.out, "%-8s %-32s %5s  %s\n", "CLUSTER", "TRACE ID", "SPANS", "SLOWEST STEPS (s)")
 	for _, id := range ids {
 		ts := sums[id]
 		if ts.spans == 0 {
-			fmt.Fprintf(d.io.Out, "%-8s %-32s %5d  (not in the plan)\n", id, "-", 0)
+			fmt.Fprintf(d.out, "%-8s %-32s %5d  (not in the plan)\n", id, "-", 0)
 			continue
 		}
 		slices.SortFunc(ts.steps, func(a, b fileSpan) int {
@@ -103,7 +103,7 @@ func (d *demo) printTraces(path, plan string, results []clusterResult) error {
 		for _, s := range ts.steps[:min(3, len(ts.steps))] {
 			top = append(top, fmt.Sprintf("%s/%s %.2f", s.attr("ibu.stage"), s.Name, s.EndTime.Sub(s.StartTime).Seconds()))
 		}
-		fmt.Fprintf(d.io.Out, "%-8s %-32s %5d  %s\n", id, ts.traceID, ts.spans, strings.Join(top, ", "))
+		fmt.Fprintf(d.out, "%-8s %-32s %5d  %s\n", id, ts.traceID, ts.spans, strings.Join(top, ", "))
 	}
 	return nil
 }

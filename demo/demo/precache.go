@@ -1,9 +1,8 @@
-package ibuctl
+package demo
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -22,7 +21,7 @@ const demoFleetPullLimit = 8
 // whole fleet, hard-linked into every node's OCI layout). It stops with
 // ctx.
 func (d *demo) startPrecache(ctx context.Context, blobDir string) error {
-	auth := &authn.Basic{Username: d.regUser, Password: d.regPass}
+	auth := &authn.Basic{Username: d.reg.User, Password: d.reg.Pass}
 	if err := os.MkdirAll(blobDir, 0o755); err != nil {
 		return err
 	}
@@ -39,7 +38,7 @@ func (d *demo) startPrecache(ctx context.Context, blobDir string) error {
 	}
 	context.AfterFunc(ctx, sub.Stop)
 	d.say("precache", "service running: pull plans of only what each node lacks, shared layers first; fleet budget %d concurrent pulls from %s",
-		demoFleetPullLimit, d.regHost)
+		demoFleetPullLimit, d.reg.Host())
 	return nil
 }
 
@@ -53,13 +52,3 @@ func (d *demo) precacheSummary(nodes int) {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
-
-// basicAuth adds registry credentials to every request (for pushing the
-// release's images).
-type basicAuth struct{ user, pass string }
-
-func (b basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.SetBasicAuth(b.user, b.pass)
-	return http.DefaultTransport.RoundTrip(req)
-}

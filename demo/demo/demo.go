@@ -1,17 +1,20 @@
-package ibuctl
+package demo
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -19,15 +22,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"ibu.dev/cli/dashboard"
+	"ibu.dev/demo/fleet"
 	"ibu.dev/node-agent/agent"
+	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/node-agent/simspoke"
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
-	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
@@ -37,10 +41,11 @@ import (
 
 // The demo runs real parts end to end: an embedded JetStream hub, an
 // in-process OCI registry with a seed image, and a node agent per cluster
-// on a simulated host. Until the scheduler lands, the demo writes the
-// clusters' desired stages itself, as the scheduler will.
+// on a simulated host (package fleet). Before the scheduler takes over,
+// the demo writes one cluster's desired stage itself, as the scheduler
+// does.
 type demo struct {
-	io       IO
+	out      io.Writer
 	js       jetstream.JetStream
 	nc       *nats.Conn
 	pub      *bus.Publisher
@@ -56,33 +61,21 @@ type demo struct {
 	mu  sync.Mutex
 	gen map[string]int64
 
-	images                    seedsim.ImageSetResult // the release's images, pushed with the seed
-	blobs                     *sim.BlobCache         // the simulated nodes' shared blob store
-	regHost, regUser, regPass string
+	images seedsim.ImageSetResult // the release's images, pushed with the seed
+	blobs  *sim.BlobCache         // the simulated nodes' shared blob store
+	reg    *fleet.Registry
 }
 
 const (
-	demoSource = "/ibuctl/demo"
+	demoSource = "/ibu-demo"
 	demoPlan   = "demo-rollout"
 )
 
-func runDemo(ctx context.Context, io IO, args []string) error {
-	fs := newFlags("demo", io)
-	clusters := fs.Int("clusters", 20, "number of simulated clusters")
-	keep := fs.Bool("keep-running", false, "leave the hub running after the demo and print its URL")
-	rebootDelay := fs.Duration("reboot-delay", 300*time.Millisecond, "simulated reboot time (a real one takes minutes)")
-	pullDelay := fs.Duration("pull-delay", 2*time.Millisecond, "simulated time to pull one container image")
-	failureRate := fs.Float64("failure-rate", 0, "share of the clusters (0 to 1) whose image pulls fail in Prep")
-	traces := fs.String("traces", filepath.Join(os.TempDir(), "ibu-demo-traces.json"), "file the spans of the agents and the scheduler are written to (OpenTelemetry stdout exporter format)")
-	dashAddr := fs.String("dashboard", "127.0.0.1:8080", "address of the live dashboard (a free port if taken; empty: none)")
-	if err := parse(fs, args); err != nil {
+// Run runs the demo and prints its account to cfg.Out; with
+// cfg.KeepRunning it then leaves the hub up until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	if *clusters < 3 || *clusters > 500 {
-		return fmt.Errorf("%w: --clusters must be between 3 and 500", ErrUsage)
-	}
-	if *failureRate < 0 || *failureRate > 1 {
-		return fmt.Errorf("%w: --failure-rate must be between 0 and 1", ErrUsage)
 	}
 	dir, err := os.MkdirTemp("", "ibu-demo-")
 	if err != nil {
@@ -92,15 +85,15 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 
 	// The consumers' own warnings about the malformed messages would
 	// interleave with the demo's account of them; keep only errors.
-	log := slog.New(slog.NewTextHandler(io.Err, &slog.HandlerOptions{Level: slog.LevelError}))
-	d := &demo{io: io, log: log, started: time.Now(), gen: map[string]int64{}}
+	log := slog.New(slog.NewTextHandler(cfg.Err, &slog.HandlerOptions{Level: slog.LevelError}))
+	d := &demo{out: cfg.Out, log: log, started: time.Now(), gen: map[string]int64{}}
 	d.say("hub", "starting embedded nats-server with JetStream (file storage in %s)", dir)
-	srv, err := startHub(ctx, filepath.Join(dir, "jetstream"), 0)
+	srv, err := fleet.StartHub(ctx, filepath.Join(dir, "jetstream"), 0)
 	if err != nil {
 		return err
 	}
 	defer srv.Shutdown()
-	d.nc, d.js, err = connect(natsconn.Config{URL: srv.URL()})
+	d.nc, d.js, err = fleet.Connect(srv.URL(), "ibu-demo")
 	if err != nil {
 		return err
 	}
@@ -116,14 +109,14 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		strings.Join([]string{bus.StreamRequests, bus.StreamTasks, bus.StreamEvents, bus.StreamDLQ}, " "),
 		strings.Join([]string{bus.BucketClusters, bus.BucketPlans, bus.BucketDesired, bus.BucketStatus}, " "))
 
-	if *dashAddr != "" {
-		ln, err := listenDashboard(*dashAddr)
+	if cfg.Dashboard != "" {
+		ln, err := listenDashboard(cfg.Dashboard)
 		if err != nil {
 			return err
 		}
 		dctx, stopDash := context.WithCancel(ctx)
 		dashDone := make(chan error, 1)
-		go func() { dashDone <- serveDashboard(dctx, d.js, ln, dashboardOptions(log)) }()
+		go func() { dashDone <- dashboard.Serve(dctx, d.js, ln, dashboard.Options{Logger: log}) }()
 		defer func() { stopDash(); <-dashDone }()
 		d.dashboardURL = "http://" + ln.Addr().String() + "/"
 		d.say("hub", "dashboard: %s", d.dashboardURL)
@@ -137,14 +130,14 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 	}
 	defer sub.Stop()
 
-	reg := startRegistry("ibu", "s3cret")
-	defer reg.close()
-	seed, stopSeed, err := d.buildSeed(ctx, reg, filepath.Join(dir, "seed"))
+	d.reg = fleet.StartRegistry("ibu", "s3cret")
+	defer d.reg.Close()
+	seed, stopSeed, err := d.buildSeed(ctx, filepath.Join(dir, "seed"))
 	if err != nil {
 		return err
 	}
 	defer stopSeed()
-	tf, err := os.Create(*traces)
+	tf, err := os.Create(cfg.Traces)
 	if err != nil {
 		return fmt.Errorf("trace file: %w", err)
 	}
@@ -154,15 +147,15 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	d.tracer = tp
-	results, err := d.fleet(ctx, seed, fleetOptions{n: *clusters, dir: filepath.Join(dir, "spokes"),
-		rebootDelay: *rebootDelay, pullDelay: *pullDelay, failureRate: *failureRate})
+	results, err := d.fleet(ctx, seed, fleetOptions{n: cfg.Clusters, dir: filepath.Join(dir, "spokes"),
+		rebootDelay: cfg.RebootDelay, pullDelay: cfg.PullDelay, failureRate: cfg.FailureRate})
 	if serr := tp.Shutdown(context.WithoutCancel(ctx)); serr != nil && err == nil {
 		err = fmt.Errorf("flush traces: %w", serr)
 	}
 	if err != nil {
 		return err
 	}
-	d.precacheSummary(*clusters)
+	d.precacheSummary(cfg.Clusters)
 	if err := d.badInput(ctx); err != nil {
 		return err
 	}
@@ -178,21 +171,35 @@ func runDemo(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	d.summary(results, audit)
-	if err := d.printTraces(*traces, demoPlan, results); err != nil {
+	if err := d.printTraces(cfg.Traces, demoPlan, results); err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Fprintf(io.Out, "\nhub still running: NATS_URL=%s (Ctrl-C stops it)\n", srv.URL())
+	if cfg.KeepRunning {
+		fmt.Fprintf(d.out, "\nhub still running: NATS_URL=%s (Ctrl-C stops it)\n", srv.URL())
 		if d.dashboardURL != "" {
-			fmt.Fprintf(io.Out, "dashboard: %s\n", d.dashboardURL)
+			fmt.Fprintf(d.out, "dashboard: %s\n", d.dashboardURL)
 		}
 		<-ctx.Done()
 	}
 	return nil
 }
 
+// listenDashboard listens on addr, or on a free loopback port when addr's
+// port is taken (the demo must not fail because 8080 is busy).
+func listenDashboard(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) {
+		host, _, _ := net.SplitHostPort(addr)
+		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dashboard listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
 func (d *demo) say(section, format string, args ...any) {
-	fmt.Fprintf(d.io.Out, "[%5.2fs] %-8s %s\n", time.Since(d.started).Seconds(), section, fmt.Sprintf(format, args...))
+	fmt.Fprintf(d.out, "[%5.2fs] %-8s %s\n", time.Since(d.started).Seconds(), section, fmt.Sprintf(format, args...))
 }
 
 // clusterResult is one simulated cluster's outcome.
@@ -205,9 +212,6 @@ type clusterResult struct {
 	upgraded bool
 }
 
-// fleet starts a node agent on a simulated host for each of n clusters and
-// drives them through Prep, Upgrade and Finalize by writing their desired
-// stages, as the scheduler will; the agents do the work and report it.
 // fleetOptions shape the simulated fleet.
 type fleetOptions struct {
 	n           int
@@ -217,6 +221,10 @@ type fleetOptions struct {
 	failureRate float64
 }
 
+// fleet starts a node agent on a simulated host for each of n clusters,
+// shows one refusing a desired stage out of order, and has the scheduler
+// drive them all through Prep, Upgrade and Finalize with one plan request;
+// the agents do the work and report it.
 func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions) ([]clusterResult, error) {
 	n, dir := o.n, o.dir
 	if err := d.startPrecache(ctx, filepath.Join(dir, "blob-store")); err != nil {
@@ -227,48 +235,58 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 		failEvery = max(1, int(1/o.failureRate+0.5))
 	}
 	results := make([]clusterResult, n)
+	spokes, err := fleet.Start(ctx, fleet.Config{
+		N: n, IDFormat: "sno-%02d", Dir: dir, Logger: d.log,
+		JS: func(int, string) (jetstream.JetStream, error) { return d.js, nil },
+		Agent: func(i int, id string) agent.Config {
+			fp := seedsim.Fingerprint()
+			version := "4.14.38"
+			switch i {
+			case 2: // a different machine with an extra operator
+				fp.Architecture = "arm64"
+				fp.Operators = append(fp.Operators, fingerprint.Operator{Name: "ptp-operator", Version: "4.14.0"})
+			case 6: // already on a newer release than the seed
+				version = "4.17.2"
+			}
+			results[i] = clusterResult{id: id, from: version}
+			return agent.Config{
+				Version: version, Fingerprint: fp, Labels: map[string]string{"site": "cell-" + id[len(id)-2:]},
+				SeedOptions: d.seedAuth, HeartbeatInterval: time.Second, AgentVersion: "demo",
+				Services: agent.Services{Precache: true}, ProgressInterval: 200 * time.Millisecond,
+			}
+		},
+		Prepare: func(i int, id string, spoke *simspoke.Spoke) error {
+			spoke.RebootDelay, spoke.Tracer = o.rebootDelay, d.tracer
+			if failEvery > 0 && (i+1)%failEvery == 0 {
+				// A cluster whose pulls fail: the counting store, one image refused.
+				spoke.Images = sim.NewImages(o.pullDelay, 48<<20)
+				spoke.Images.FailPull(seed.Images[i%len(seed.Images)], fmt.Errorf("simulated registry error: %w: manifest unknown", host.ErrImageNotFound))
+				return nil
+			}
+			store, err := sim.NewOCIImages(d.blobs, filepath.Join(dir, id, "images"))
+			spoke.Store = store
+			return err
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The agents' errors once stopped are not the demo's: they ended as asked.
+	defer func() { _ = spokes.Stop(30 * time.Second) }()
+	if err := spokes.WaitIdle(ctx, d.js, 60*time.Second); err != nil {
+		return nil, err
+	}
 	ctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	errs := make(chan error, n)
-	for i := range n {
-		id := fmt.Sprintf("sno-%02d", i+1)
-		fp := seedsim.Fingerprint()
-		version := "4.14.38"
-		switch i {
-		case 2: // a different machine with an extra operator
-			fp.Architecture = "arm64"
-			fp.Operators = append(fp.Operators, fingerprint.Operator{Name: "ptp-operator", Version: "4.14.0"})
-		case 6: // already on a newer release than the seed
-			version = "4.17.2"
+	errs := make(chan error, 2)
+	wg.Go(func() {
+		select {
+		case x := <-spokes.Exits():
+			errs <- x.Lost()
+		case <-ctx.Done():
 		}
-		results[i] = clusterResult{id: id, from: version}
-		spoke := simspoke.New(agent.Config{
-			ClusterID: id, Version: version, Fingerprint: fp, Labels: map[string]string{"site": "cell-" + id[len(id)-2:]},
-			SeedOptions: d.seedAuth, HeartbeatInterval: time.Second, AgentVersion: "demo",
-			Services: agent.Services{Precache: true}, ProgressInterval: 200 * time.Millisecond,
-		}, filepath.Join(dir, id), "rhcos")
-		spoke.RebootDelay, spoke.Logger, spoke.Tracer = o.rebootDelay, d.log, d.tracer
-		if failEvery > 0 && (i+1)%failEvery == 0 {
-			// A cluster whose pulls fail: the counting store, one image refused.
-			spoke.Images = sim.NewImages(o.pullDelay, 48<<20)
-			spoke.Images.FailPull(seed.Images[i%len(seed.Images)], fmt.Errorf("simulated registry error: %w: manifest unknown", host.ErrImageNotFound))
-		} else {
-			store, err := sim.NewOCIImages(d.blobs, filepath.Join(dir, id, "images"))
-			if err != nil {
-				return nil, err
-			}
-			spoke.Store = store
-		}
-		wg.Go(func() {
-			if err := spoke.Run(ctx, d.js); err != nil {
-				errs <- fmt.Errorf("agent %s: %w", id, err)
-			}
-		})
-	}
-	if err := d.waitAll(ctx, results, errs, func(st state.Status) bool { return st.Stage == stages.Idle && st.ClusterID != "" }); err != nil {
-		return nil, err
-	}
+	})
 	d.say("fleet", "%d node agents registered on simulated hosts", n)
 
 	// Asking for Upgrade before Prep: the agent refuses, nothing changes.
@@ -330,7 +348,7 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 		}
 		results[i].final = st
 		if j := plan.Cluster(results[i].id); j >= 0 && plan.Clusters[j].State.IsFailure() {
-			results[i].refused = append(results[i].refused, clipText(plan.Clusters[j].Message, 150))
+			results[i].refused = append(results[i].refused, events.ClipMarked(plan.Clusters[j].Message, 150))
 		}
 		results[i].upgraded = st.Position == stages.IdlePosition && st.BootedStateroot == seed.Info.Stateroot
 	}
@@ -365,7 +383,7 @@ func (d *demo) followPlan(ctx context.Context, id string, errs <-chan error) (st
 			for _, c := range p.Clusters {
 				if c.State.IsFailure() && !failed[c.ClusterID] {
 					failed[c.ClusterID] = true
-					d.say(c.ClusterID, "%s", clipText(c.Message, 180))
+					d.say(c.ClusterID, "%s", events.ClipMarked(c.Message, 180))
 				}
 			}
 			c, running := p.Counts, 0
@@ -459,15 +477,6 @@ func (d *demo) waitStatus(ctx context.Context, id string, errs <-chan error, con
 	}
 }
 
-func (d *demo) waitAll(ctx context.Context, results []clusterResult, errs <-chan error, cond func(state.Status) bool) error {
-	for _, r := range results {
-		if _, err := d.waitStatus(ctx, r.id, errs, cond); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // badInput sends malformed messages, as a buggy client or a person with the
 // nats CLI might, to a task consumer, and shows them dead-lettered with
 // their reasons while the consumer goes on.
@@ -530,16 +539,9 @@ func (d *demo) badInput(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		d.say("dlq", "%s: %s (%s)", m.Subject, m.Header.Get("Ibu-Dlq-Reason"), clipText(m.Header.Get("Ibu-Dlq-Error"), 90))
+		d.say("dlq", "%s: %s (%s)", m.Subject, m.Header.Get("Ibu-Dlq-Reason"), events.ClipMarked(m.Header.Get("Ibu-Dlq-Error"), 90))
 	}
 	return nil
-}
-
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // audit counts the events that reach IBU_EVENTS, as a dashboard would.
@@ -584,7 +586,7 @@ func (a *audit) waitFor(ctx context.Context, n int, timeout time.Duration) error
 }
 
 func (d *demo) summary(results []clusterResult, a *audit) {
-	fmt.Fprintf(d.io.Out, "\n%-8s %-9s %-13s %-34s %s\n", "CLUSTER", "FROM", "RUNNING", "STAGES (s)", "NOTES")
+	fmt.Fprintf(d.out, "\n%-8s %-9s %-13s %-34s %s\n", "CLUSTER", "FROM", "RUNNING", "STAGES (s)", "NOTES")
 	upgraded := 0
 	for _, r := range results {
 		notes := r.refused
@@ -596,7 +598,7 @@ func (d *demo) summary(results []clusterResult, a *audit) {
 		for _, h := range r.final.History {
 			durs = append(durs, fmt.Sprintf("%s %.2f", h.Stage, h.Duration().Seconds()))
 		}
-		fmt.Fprintf(d.io.Out, "%-8s %-9s %-13s %-34s %s\n", r.id, r.from, r.final.BootedStateroot, strings.Join(durs, ", "), strings.Join(notes, "; "))
+		fmt.Fprintf(d.out, "%-8s %-9s %-13s %-34s %s\n", r.id, r.from, r.final.BootedStateroot, strings.Join(durs, ", "), strings.Join(notes, "; "))
 	}
 	a.mu.Lock()
 	types := slices.Sorted(maps.Keys(a.byType))
@@ -606,6 +608,6 @@ func (d *demo) summary(results []clusterResult, a *audit) {
 	}
 	total := a.total
 	a.mu.Unlock()
-	fmt.Fprintf(d.io.Out, "\n%d of %d clusters upgraded; %d events on %s (%s)\n", upgraded, len(results), total, bus.StreamEvents, strings.Join(parts, " "))
-	fmt.Fprintf(d.io.Out, "demo finished in %.2fs\n", time.Since(d.started).Seconds())
+	fmt.Fprintf(d.out, "\n%d of %d clusters upgraded; %d events on %s (%s)\n", upgraded, len(results), total, bus.StreamEvents, strings.Join(parts, " "))
+	fmt.Fprintf(d.out, "demo finished in %.2fs\n", time.Since(d.started).Seconds())
 }
