@@ -143,7 +143,7 @@ func TestEventsAreBatched(t *testing.T) {
 	for _, step := range []string{"PullSeed", "ApplyVar", "Precache"} {
 		h.putStatus(state.Status{ClusterID: "sno-1", PlanID: "p1", Position: stages.Position{Stage: stages.Prep, State: stages.InProgress}, Step: step})
 	}
-	p := state.Plan{Spec: events.PlanCreateRequested{PlanID: "p1", Steps: []events.PlanStep{{Actions: []events.Action{events.ActionPrep}}}},
+	p := state.Plan{Spec: events.PlanCreateRequested{PlanID: "p1", Steps: []events.PlanStep{{Actions: []stages.Action{stages.ActionPrep}}}},
 		Phase: events.PlanRunning, Clusters: []state.PlanCluster{{ClusterID: "sno-1", State: state.ClusterInProgress}}}
 	b, _ := json.Marshal(p)
 	if _, err := h.plans.Put(t.Context(), "p1", b); err != nil {

@@ -5,62 +5,32 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
+	"ibu.dev/shared/contractdoc"
 	"ibu.dev/shared/events"
 )
 
 func runContract(_ context.Context, io IO, args []string) error {
 	fs := newFlags("contract", io)
+	write := fs.Bool("write", false, "regenerate the generated sections of README.md and docs/architecture.md under --root instead of printing the table")
+	root := fs.String("root", ".", "the repository root, for --write")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	_, err := fmt.Fprint(io.Out, ContractTable())
-	return err
-}
-
-// ContractTable renders every event type of the contract as a markdown
-// table; the README embeds it and a test keeps the two equal.
-func ContractTable() string {
-	var b strings.Builder
-	b.WriteString("| type | subject | consumed by | schema | meaning |\n|---|---|---|---|---|\n")
-	for _, s := range events.All() {
-		fmt.Fprintf(&b, "| `%s` | `%s` | %s | [%s](shared/events/%s) | %s |\n",
-			s.Type, subjectPattern(s), consumer(s), strings.TrimPrefix(s.SchemaFile(), "schemas/"), s.SchemaFile(),
-			strings.ReplaceAll(s.Description, "|", "\\|"))
+	if !*write {
+		_, err := fmt.Fprint(io.Out, contractdoc.Contract())
+		return err
 	}
-	return b.String()
-}
-
-// subjectPattern shows where a type travels, with <cluster> or <plan> in
-// place of the id. It builds the subject for a sample id with the contract's
-// own function and swaps the id for the placeholder, so the table cannot
-// drift from what services publish.
-func subjectPattern(s events.Spec) string {
-	const sample = "x0x0x"
-	subj, err := events.SubjectFor(s.Type, sample)
+	changed, err := contractdoc.Write(*root)
 	if err != nil {
-		return "(" + err.Error() + ")"
+		return err
 	}
-	placeholder := "<cluster>"
-	if s.Scope == events.ScopePlan {
-		placeholder = "<plan>"
-	}
-	return strings.Replace(subj, sample, placeholder, 1)
-}
-
-func consumer(s events.Spec) string {
-	switch s.Scope {
-	case events.ScopeRequest:
-		if strings.HasPrefix(s.Name, "seed.") {
-			return "seed-builder"
+	for _, f := range changed {
+		if _, err := fmt.Fprintln(io.Out, "wrote", f); err != nil {
+			return err
 		}
-		return "scheduler"
-	case events.ScopeTask:
-		return s.Service
-	default:
-		return "audit stream (scheduler, ibuctl)"
 	}
+	return nil
 }
 
 func runValidate(_ context.Context, io IO, args []string) error {

@@ -20,27 +20,6 @@ func run(t *testing.T, args ...string) (string, error) {
 	return out.String() + errb.String(), err
 }
 
-// The README's contract table is generated; it must match the contract.
-func TestREADMEContractTableIsCurrent(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(readme), "<!-- contract:begin -->\n")
-	table, _, ok2 := strings.Cut(rest, "<!-- contract:end -->")
-	if !ok || !ok2 {
-		t.Fatal("README.md has no contract:begin/end markers")
-	}
-	if want := ContractTable(); table != want {
-		t.Errorf("README contract table is stale; regenerate it with `go run ./cli/cmd/ibuctl contract`.\nwant:\n%s", want)
-	}
-	for _, s := range events.All() {
-		if !strings.Contains(table, "`"+s.Type+"`") {
-			t.Errorf("type %s missing from the table", s.Type)
-		}
-	}
-}
-
 func writeEvent(t *testing.T, data events.Data, subject string) string {
 	t.Helper()
 	e, err := events.New("/test", subject, data)

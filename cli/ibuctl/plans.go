@@ -14,6 +14,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 )
 
@@ -48,7 +49,7 @@ type planSummary struct {
 	Counts      events.PlanCounts `json:"counts"`
 	CurrentStep int               `json:"currentStep"`
 	Steps       int               `json:"steps"`
-	StepActions []events.Action   `json:"stepActions,omitempty"`
+	StepActions []stages.Action   `json:"stepActions,omitempty"`
 	SeedVersion string            `json:"seedVersion"`
 	CreatedAt   time.Time         `json:"createdAt"`
 	ETASeconds  *int64            `json:"etaSeconds,omitempty"`
@@ -68,7 +69,7 @@ func summarize(p state.Plan) planSummary {
 }
 
 // stepLabel renders the current step as "2/2 Upgrade,Finalize".
-func stepLabel(current, steps int, actions []events.Action) string {
+func stepLabel(current, steps int, actions []stages.Action) string {
 	if steps == 0 {
 		return ""
 	}

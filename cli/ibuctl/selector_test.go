@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 )
 
 func req(key string, op events.SelectorOperator, values ...string) events.LabelSelectorRequirement {
@@ -54,7 +55,7 @@ func TestParseSelector(t *testing.T) {
 		// What parses also passes the contract's schema.
 		_, err = events.New("/t", "p", events.PlanCreateRequested{PlanID: "p", SeedImage: "r/s:1", SeedVersion: "4.16.1",
 			Clusters: events.ClusterSelection{Selector: got},
-			Steps:    []events.PlanStep{{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 1}}}})
+			Steps:    []events.PlanStep{{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 1}}}})
 		if err != nil {
 			t.Errorf("%q: refused by the schema: %v", c.in, err)
 		}

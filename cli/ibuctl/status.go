@@ -72,7 +72,7 @@ type count struct {
 // agent reports.
 type clusterEntry struct {
 	ClusterID string          `json:"clusterId"`
-	Action    events.Action   `json:"action"`
+	Action    stages.Action   `json:"action"`
 	State     string          `json:"state"`
 	Reason    string          `json:"reason,omitempty"`
 	Message   string          `json:"message,omitempty"`
@@ -96,7 +96,7 @@ func planReport(p state.Plan, statuses map[string]state.Status) statusReport {
 
 	// Steps: a cluster is done with step i once it is past it, or has
 	// succeeded in it.
-	var actions []events.Action
+	var actions []stages.Action
 	for i, st := range p.Spec.Steps {
 		names := make([]string, len(st.Actions))
 		for j, a := range st.Actions {

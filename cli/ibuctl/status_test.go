@@ -29,32 +29,32 @@ func handMadePlan() (state.Plan, map[string]state.Status) {
 		Spec: events.PlanCreateRequested{PlanID: "spring", SeedImage: "quay.io/ibu/seed:4.16.9", SeedVersion: "4.16.9",
 			Clusters: events.ClusterSelection{Selector: &events.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}},
 			Steps: []events.PlanStep{
-				{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 10}},
-				{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
+				{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 10}},
+				{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
 			}},
 		Phase: events.PlanRunning, CurrentStep: 1, ETASeconds: &eta,
 		CreatedAt: testNow().Add(-62 * time.Minute), StartedAt: testNow().Add(-61 * time.Minute),
 	}
-	all := []events.Action{events.ActionPrep, events.ActionUpgrade, events.ActionFinalize}
+	all := []stages.Action{stages.ActionPrep, stages.ActionUpgrade, stages.ActionFinalize}
 	for i := 1; i <= 8; i++ {
 		p.Clusters = append(p.Clusters, state.PlanCluster{ClusterID: fmt.Sprintf("sno-%02d", i), Step: 1, ActionIndex: 1,
-			Action: events.ActionFinalize, Generation: 4, State: state.ClusterSucceeded, Completed: all})
+			Action: stages.ActionFinalize, Generation: 4, State: state.ClusterSucceeded, Completed: all})
 	}
 	started := testNow().Add(-3 * time.Minute)
 	p.Clusters[0].Canary = true
 	p.Clusters = append(p.Clusters,
-		state.PlanCluster{ClusterID: "sno-09", Step: 1, Action: events.ActionUpgrade, Stage: stages.Upgrade, Generation: 2,
+		state.PlanCluster{ClusterID: "sno-09", Step: 1, Action: stages.ActionUpgrade, Stage: stages.Upgrade, Generation: 2,
 			State: state.ClusterInProgress, Completed: all[:1], StartedAt: started},
-		state.PlanCluster{ClusterID: "sno-10", Step: 1, ActionIndex: 1, Action: events.ActionFinalize, Stage: stages.Idle, Generation: 3,
+		state.PlanCluster{ClusterID: "sno-10", Step: 1, ActionIndex: 1, Action: stages.ActionFinalize, Stage: stages.Idle, Generation: 3,
 			State: state.ClusterInProgress, Completed: all[:2], StartedAt: started},
-		state.PlanCluster{ClusterID: "sno-11", Step: 1, ActionIndex: 1, Action: events.ActionFinalize, Stage: stages.Idle, Generation: 3,
+		state.PlanCluster{ClusterID: "sno-11", Step: 1, ActionIndex: 1, Action: stages.ActionFinalize, Stage: stages.Idle, Generation: 3,
 			State: state.ClusterInProgress, Completed: all[:2], StartedAt: started},
-		state.PlanCluster{ClusterID: "sno-12", Step: 0, Action: events.ActionPrep, Stage: stages.Prep, Generation: 1,
+		state.PlanCluster{ClusterID: "sno-12", Step: 0, Action: stages.ActionPrep, Stage: stages.Prep, Generation: 1,
 			State: state.ClusterInProgress, StartedAt: testNow().Add(-90 * time.Second)},
-		state.PlanCluster{ClusterID: "sno-13", Step: 1, Action: events.ActionUpgrade, Generation: 1,
+		state.PlanCluster{ClusterID: "sno-13", Step: 1, Action: stages.ActionUpgrade, Generation: 1,
 			State: state.ClusterPending, Completed: all[:1]},
-		state.PlanCluster{ClusterID: "sno-14", Action: events.ActionPrep, State: state.ClusterPending},
-		state.PlanCluster{ClusterID: "sno-15", Action: events.ActionPrep, Stage: stages.Prep, Generation: 1, State: state.ClusterFailed,
+		state.PlanCluster{ClusterID: "sno-14", Action: stages.ActionPrep, State: state.ClusterPending},
+		state.PlanCluster{ClusterID: "sno-15", Action: stages.ActionPrep, Stage: stages.Prep, Generation: 1, State: state.ClusterFailed,
 			Reason: "CheckCompatibility", Message: "seed is for x86_64, cluster is arm64", StartedAt: started},
 	)
 	p.Recount()
@@ -196,7 +196,7 @@ func TestStatusWatchRedrawsUntilThePlanEnds(t *testing.T) {
 	// The plan ends: the last view is drawn and the command returns.
 	for i := range p.Clusters {
 		p.Clusters[i].State, p.Clusters[i].Step = state.ClusterSucceeded, 1
-		p.Clusters[i].Completed = []events.Action{events.ActionPrep, events.ActionUpgrade, events.ActionFinalize}
+		p.Clusters[i].Completed = []stages.Action{stages.ActionPrep, stages.ActionUpgrade, stages.ActionFinalize}
 	}
 	p.Phase, p.FinishedAt, p.ETASeconds = events.PlanCompleted, time.Now(), nil
 	h.put(bus.BucketPlans, "spring", p)

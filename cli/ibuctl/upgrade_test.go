@@ -11,6 +11,7 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 )
 
@@ -51,8 +52,8 @@ func TestUpgradePublishesThePlanRequest(t *testing.T) {
 					{Key: "hold", Operator: events.SelectorDoesNotExist}}},
 			ClusterIDs: []string{"sno-01", "sno-02"}},
 		Steps: []events.PlanStep{
-			{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 20}},
-			{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize},
+			{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 20}},
+			{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize},
 				RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5, Timeout: events.Duration(2 * time.Hour)}}},
 		Canaries:      []string{"sno-01"},
 		FailurePolicy: &events.FailurePolicy{MaxFailures: "10%", OnBreach: events.BreachRollback},
@@ -80,8 +81,8 @@ func TestUpgradeDefaultsAndJSONOutput(t *testing.T) {
 		t.Fatalf("stdout is not the JSON result: %v\n%s", err, out)
 	}
 	want := []events.PlanStep{
-		{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 10}},
-		{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 10}},
+		{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 10}},
+		{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 10}},
 	}
 	if !reflect.DeepEqual(res.Request.Steps, want) || res.Stream != bus.StreamRequests || res.EventID == "" {
 		t.Fatalf("result: %+v", res)

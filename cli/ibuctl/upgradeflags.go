@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 )
 
 // stepSpec is one --step flag: the actions, and the concurrency and timeout
 // if given (0: --max-concurrency, and the scheduler's default timeout).
 type stepSpec struct {
-	actions     []events.Action
+	actions     []stages.Action
 	concurrency int
 	timeout     time.Duration
 }
@@ -59,9 +60,8 @@ func parseStep(s string) (stepSpec, error) {
 }
 
 // parseAction matches a plan action by name, case-insensitively.
-func parseAction(s string) (events.Action, error) {
-	all := []events.Action{events.ActionPrep, events.ActionUpgrade, events.ActionFinalize,
-		events.ActionRollback, events.ActionAbort, events.ActionAbortOnFailure}
+func parseAction(s string) (stages.Action, error) {
+	all := stages.PlanActions()
 	for _, a := range all {
 		if strings.EqualFold(s, string(a)) {
 			return a, nil
@@ -80,8 +80,8 @@ func parseAction(s string) (events.Action, error) {
 func planSteps(specs []stepSpec, maxConcurrency int) []events.PlanStep {
 	if len(specs) == 0 {
 		specs = []stepSpec{
-			{actions: []events.Action{events.ActionPrep}},
-			{actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}},
+			{actions: []stages.Action{stages.ActionPrep}},
+			{actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}},
 		}
 	}
 	steps := make([]events.PlanStep, 0, len(specs))

@@ -7,22 +7,23 @@ import (
 	"time"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 )
 
 func TestParseStep(t *testing.T) {
-	acts := func(a ...events.Action) []events.Action { return a }
+	acts := func(a ...stages.Action) []stages.Action { return a }
 	cases := []struct {
 		in   string
 		want stepSpec
 		err  string
 	}{
-		{in: "Prep", want: stepSpec{actions: acts(events.ActionPrep)}},
-		{in: "upgrade,FINALIZE", want: stepSpec{actions: acts(events.ActionUpgrade, events.ActionFinalize)}},
-		{in: "Upgrade+Finalize", want: stepSpec{actions: acts(events.ActionUpgrade, events.ActionFinalize)}},
-		{in: "Upgrade,Finalize:5:2h", want: stepSpec{actions: acts(events.ActionUpgrade, events.ActionFinalize), concurrency: 5, timeout: 2 * time.Hour}},
-		{in: "Upgrade,Finalize::90m", want: stepSpec{actions: acts(events.ActionUpgrade, events.ActionFinalize), timeout: 90 * time.Minute}},
-		{in: "Prep:3", want: stepSpec{actions: acts(events.ActionPrep), concurrency: 3}},
-		{in: "Prep,AbortOnFailure", want: stepSpec{actions: acts(events.ActionPrep, events.ActionAbortOnFailure)}},
+		{in: "Prep", want: stepSpec{actions: acts(stages.ActionPrep)}},
+		{in: "upgrade,FINALIZE", want: stepSpec{actions: acts(stages.ActionUpgrade, stages.ActionFinalize)}},
+		{in: "Upgrade+Finalize", want: stepSpec{actions: acts(stages.ActionUpgrade, stages.ActionFinalize)}},
+		{in: "Upgrade,Finalize:5:2h", want: stepSpec{actions: acts(stages.ActionUpgrade, stages.ActionFinalize), concurrency: 5, timeout: 2 * time.Hour}},
+		{in: "Upgrade,Finalize::90m", want: stepSpec{actions: acts(stages.ActionUpgrade, stages.ActionFinalize), timeout: 90 * time.Minute}},
+		{in: "Prep:3", want: stepSpec{actions: acts(stages.ActionPrep), concurrency: 3}},
+		{in: "Prep,AbortOnFailure", want: stepSpec{actions: acts(stages.ActionPrep, stages.ActionAbortOnFailure)}},
 		{in: "", err: "no action"},
 		{in: ":5", err: "no action"},
 		{in: "Prep,Reboot", err: `unknown action "Reboot"`},
@@ -50,8 +51,8 @@ func TestParseStep(t *testing.T) {
 func TestPlanStepsDefaults(t *testing.T) {
 	got := planSteps(nil, 7)
 	want := []events.PlanStep{
-		{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 7}},
-		{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 7}},
+		{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 7}},
+		{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 7}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("default steps: got %+v, want %+v", got, want)

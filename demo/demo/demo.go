@@ -319,8 +319,8 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 			{Key: "site", Operator: events.SelectorExists}}}},
 		Canaries: []string{ids[1], ids[3]},
 		Steps: []events.PlanStep{
-			{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
-			{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
+			{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
+			{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 5}},
 		},
 		FailurePolicy: &events.FailurePolicy{MaxFailures: "20%", OnBreach: events.BreachPause},
 	}

@@ -7,8 +7,8 @@ import (
 	"ibu.dev/shared/events"
 )
 
-// The health gates and the OADP validation around the stages
-// (ARCHITECTURE §4/§5): health before Prep changes anything, OADP content
+// The health gates and the OADP validation around the stages (the stage
+// machine in docs/architecture.md): health before Prep changes anything, OADP content
 // validated in Prep, health before the pivot (then the backup), health
 // after the pivot (mandatory tier, then the restores), health before
 // Finalize removes the way back.

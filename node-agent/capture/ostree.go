@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"ibu.dev/node-agent/host"
+	"ibu.dev/node-agent/host/ostree"
 	"ibu.dev/shared/seedimage"
 )
 
@@ -119,36 +120,18 @@ func (h *OstreeHost) Resume(ctx context.Context) error {
 }
 
 // ExportCommit implements Host: a new archive repository with the commit
-// pulled from the host's repository and ref pointing at it.
+// pulled from the host's repository and ref pointing at it, made by the
+// ostree backend's own command runner (host/ostree).
 func (h *OstreeHost) ExportCommit(ctx context.Context, commit, ref, workDir string) (string, error) {
-	repo := filepath.Join(workDir, "repo")
-	src := filepath.Join(h.Sysroot, "ostree", "repo")
-	hostRepo := repo
+	opts := []ostree.Option{ostree.WithCommand(h.Command...)}
 	if h.HostRoot != "" {
-		rel, err := filepath.Rel(h.HostRoot, repo)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", fmt.Errorf("export commit: work directory %s is not under the host root %s", workDir, h.HostRoot)
-		}
-		hostRepo = "/" + rel
+		opts = append(opts, ostree.WithHostRoot(h.HostRoot))
 	}
-	for _, args := range [][]string{
-		{"init", "--repo=" + hostRepo, "--mode=archive"},
-		{"pull-local", "--repo=" + hostRepo, src, commit},
-		{"refs", "--repo=" + hostRepo, "--create=" + ref, commit},
-	} {
-		if err := h.ostree(ctx, args...); err != nil {
-			return "", err
-		}
+	repo := filepath.Join(workDir, "repo")
+	if err := ostree.New(h.Sysroot, opts...).ExportCommit(ctx, commit, ref, repo); err != nil {
+		return "", err
 	}
 	return repo, nil
-}
-
-func (h *OstreeHost) ostree(ctx context.Context, args ...string) error {
-	argv := h.Command
-	if len(argv) == 0 {
-		argv = []string{"ostree"}
-	}
-	return runAll(ctx, [][]string{append(append([]string(nil), argv...), args...)})
 }
 
 func runAll(ctx context.Context, cmds [][]string) error {

@@ -11,7 +11,7 @@ import (
 	"ibu.dev/shared/events"
 )
 
-// Stream names (ARCHITECTURE.md §3).
+// Stream names (the topology table in docs/architecture.md).
 const (
 	// StreamRequests is the work queue of users' requests on ibu.request.>.
 	StreamRequests = "IBU_REQUESTS"
@@ -23,7 +23,7 @@ const (
 	StreamDLQ = "IBU_DLQ"
 )
 
-// KV bucket names (ARCHITECTURE.md §3).
+// KV bucket names (the topology table in docs/architecture.md).
 const (
 	BucketClusters = "IBU_CLUSTERS"
 	BucketPlans    = "IBU_PLANS"

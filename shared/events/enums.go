@@ -5,25 +5,22 @@ import (
 	"fmt"
 	"time"
 
-	"ibu.dev/shared/fingerprint"
 	"ibu.dev/shared/stages"
 )
 
-// Stage, StageState, ConditionStatus and Condition are the state machine's
-// own types (package stages owns them); the contract carries them as they are.
+// Stage, StageState and Condition are the state machine's own types (package
+// stages owns them); the contract carries them as they are.
 type (
-	Stage           = stages.Stage
-	StageState      = stages.State
-	ConditionStatus = stages.ConditionStatus
-	Condition       = stages.Condition
+	Stage      = stages.Stage
+	StageState = stages.State
+	Condition  = stages.Condition
 )
 
 // The stages. Idle is both "nothing to do" and the target of abort/finalize.
 const (
-	StageIdle     = stages.Idle
-	StagePrep     = stages.Prep
-	StageUpgrade  = stages.Upgrade
-	StageRollback = stages.Rollback
+	StageIdle    = stages.Idle
+	StagePrep    = stages.Prep
+	StageUpgrade = stages.Upgrade
 )
 
 // The states of a stage: a typed field rather than a condition message, so
@@ -36,24 +33,8 @@ const (
 
 // The condition statuses.
 const (
-	ConditionTrue    = stages.True
-	ConditionFalse   = stages.False
-	ConditionUnknown = stages.Unknown
-)
-
-// Action is one action of a plan step; the scheduler turns each into desired
-// stages (Finalize and Abort both mean "desired stage Idle", from different
-// situations). AbortOnFailure aborts only the clusters that failed earlier.
-type Action string
-
-// The plan actions.
-const (
-	ActionPrep           Action = "Prep"
-	ActionUpgrade        Action = "Upgrade"
-	ActionFinalize       Action = "Finalize"
-	ActionRollback       Action = "Rollback"
-	ActionAbort          Action = "Abort"
-	ActionAbortOnFailure Action = "AbortOnFailure"
+	ConditionTrue  = stages.True
+	ConditionFalse = stages.False
 )
 
 // PlanPhase is the phase of a fleet plan.
@@ -127,17 +108,6 @@ const (
 	TierMandatory HealthTier = "Mandatory"
 	TierDeferred  HealthTier = "Deferred"
 	TierAdvisory  HealthTier = "Advisory"
-)
-
-// IPFamily is the IP stack of a cluster's machine network (package
-// fingerprint owns it).
-type IPFamily = fingerprint.IPFamily
-
-// The IP families.
-const (
-	IPv4      = fingerprint.IPv4
-	IPv6      = fingerprint.IPv6
-	DualStack = fingerprint.DualStack
 )
 
 // SeedBuildPhase is a phase of a seed image build.

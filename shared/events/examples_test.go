@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/stages"
 )
 
 // Fully populated examples, one per type: every optional field set, so that
@@ -42,9 +43,9 @@ func examples() []Data {
 				ClusterIDs: []string{"sno-001", "sno-002"},
 			},
 			Steps: []PlanStep{
-				{Actions: []Action{ActionPrep}, RolloutStrategy: RolloutStrategy{MaxConcurrency: 50, Timeout: Duration(90 * time.Minute)}},
-				{Actions: []Action{ActionUpgrade, ActionFinalize}, RolloutStrategy: RolloutStrategy{MaxConcurrency: 10, Timeout: Duration(2 * time.Hour)}},
-				{Actions: []Action{ActionAbortOnFailure}, RolloutStrategy: RolloutStrategy{MaxConcurrency: 100}},
+				{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: RolloutStrategy{MaxConcurrency: 50, Timeout: Duration(90 * time.Minute)}},
+				{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: RolloutStrategy{MaxConcurrency: 10, Timeout: Duration(2 * time.Hour)}},
+				{Actions: []stages.Action{stages.ActionAbortOnFailure}, RolloutStrategy: RolloutStrategy{MaxConcurrency: 100}},
 			},
 			Canaries:      []string{"sno-001"},
 			FailurePolicy: &FailurePolicy{MaxFailures: "10%", OnBreach: BreachPause},
@@ -67,7 +68,7 @@ func examples() []Data {
 			Stateroots:   []Stateroot{{Name: "rhcos", Version: "4.15.12"}, {Name: "rhcos_4.16.3", Version: "4.16.3"}},
 			AgentVersion: "v0.1.0-12-gabcdef0",
 			Fingerprint: Fingerprint{
-				Architecture: "amd64", Platform: "BareMetal", NetworkType: "OVNKubernetes", IPFamily: DualStack,
+				Architecture: "amd64", Platform: "BareMetal", NetworkType: "OVNKubernetes", IPFamily: fingerprint.DualStack,
 				FIPS: true, Proxy: true, TrustBundleHash: "sha256:0f3c", ContainerStorage: "separate-partition",
 				Operators: []fingerprint.Operator{{Name: "sriov-network-operator", Version: "4.16.1"}, {Name: "lvms-operator", Version: "4.16.0"}},
 			},

@@ -1,5 +1,7 @@
 package events
 
+import "ibu.dev/shared/stages"
+
 // Plan requests and plan events.
 const (
 	TypePlanCreateRequested = "dev.ibu.plan.create.requested.v1"
@@ -76,7 +78,7 @@ type LabelSelectorRequirement struct {
 // PlanStep is one step of a plan: the actions each cluster goes through, and
 // how many clusters may be in the step at once.
 type PlanStep struct {
-	Actions         []Action        `json:"actions,omitempty"` // at least one
+	Actions         []stages.Action `json:"actions,omitempty"` // at least one
 	RolloutStrategy RolloutStrategy `json:"rolloutStrategy"`
 }
 

@@ -6,7 +6,7 @@ import (
 	"regexp"
 )
 
-// Stream subject filters (ARCHITECTURE.md §3).
+// Stream subject filters (the topology table in docs/architecture.md).
 const (
 	SubjectRequests = "ibu.request.>"
 	SubjectTasks    = "ibu.task.>"

@@ -1,7 +1,8 @@
-// Package seedimage builds, reads and checks ibu seed images (format v1):
-// OCI images whose layers hold a seed's ostree commit, /var, /etc changes
-// and metadata, and whose config labels say enough to decide whether a seed
-// fits a cluster before any layer is pulled.
+// Package seedimage builds, reads and checks ibu seed images: OCI images
+// whose layers hold a seed's ostree commit, /var, /etc changes and metadata,
+// with config labels that tell whether a seed fits a cluster before any layer
+// is pulled. Format 1 has one layer per role; format 2 chains a full layer
+// and deltas (changed entries, ".wh." whiteouts) per content role.
 //
 // The precache image list is the config label dev.ibu.seed.images (a JSON
 // array), next to the format-version and info labels: a standard config stays

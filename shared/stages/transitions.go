@@ -9,8 +9,11 @@ import (
 // ErrInvalidTransition is wrapped by every refusal of a desired stage.
 var ErrInvalidTransition = errors.New("invalid stage transition")
 
-// Action is what moving from a Position to a desired stage means. The node
-// agent runs the action; the scheduler and ibuctl show it.
+// Action is one thing a cluster can be told or decide to do. A plan step
+// names plan actions (PlanActions), which the scheduler turns into desired
+// stages (Finalize and Abort both mean "desired stage Idle", from different
+// situations); the node agent decides its run's action from its Position and
+// the desired stage (Decide) and runs it; ibuctl shows both.
 type Action string
 
 const (
@@ -34,7 +37,16 @@ const (
 	ActionFinalizeRollback Action = "FinalizeRollback"
 	// ActionRetryIdle: run a failed abort or finalize cleanup again.
 	ActionRetryIdle Action = "RetryIdle"
+	// ActionAbortOnFailure: a plan action only; the scheduler aborts the
+	// clusters that failed an earlier step and leaves the others alone.
+	ActionAbortOnFailure Action = "AbortOnFailure"
 )
+
+// PlanActions returns the actions a plan step may name, in the order a plan
+// usually runs them.
+func PlanActions() []Action {
+	return []Action{ActionPrep, ActionUpgrade, ActionFinalize, ActionRollback, ActionAbort, ActionAbortOnFailure}
+}
 
 // Refusal codes: a stable word per reason a move is refused, carried in the
 // TransitionError and in rejected events beside the human message.

@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// expect is written out by hand from ARCHITECTURE §4, one row per Position,
-// one column per desired stage (Idle, Prep, Upgrade, Rollback). An entry is
+// expect is written out by hand, apart from transitions.go, one row per
+// Position, one column per desired stage (Idle, Prep, Upgrade, Rollback). An entry is
 // the Action, or "!" followed by the refusal code.
 var expect = map[string][4]string{
 	//                                 -> Idle                   -> Prep                     -> Upgrade                  -> Rollback
@@ -110,7 +110,7 @@ func TestDecideEveryPair(t *testing.T) {
 }
 
 func TestValidNextStagesArchitectureTable(t *testing.T) {
-	// The rows of ARCHITECTURE §4, verbatim.
+	// The valid next stages of each Position, written out by hand.
 	cases := []struct {
 		p    Position
 		want []Stage

@@ -103,7 +103,7 @@ type PlanCluster struct {
 	// cleanup runs, the cleanup's action: Abort, Finalize or Rollback).
 	Step        int           `json:"step"`
 	ActionIndex int           `json:"actionIndex"`
-	Action      events.Action `json:"action"`
+	Action      stages.Action `json:"action"`
 	// Stage and Generation are the desired stage and IBU_DESIRED generation
 	// the scheduler last wrote for the cluster; Generation 0: none yet.
 	Stage      stages.Stage `json:"stage,omitempty"`
@@ -120,7 +120,7 @@ type PlanCluster struct {
 	// so that waiting for a maintenance window between actions is free.
 	StepWorked events.Duration `json:"stepWorked,omitempty"`
 	// Completed lists the plan actions the cluster completed, in order.
-	Completed      []events.Action `json:"completed,omitempty"`
+	Completed      []stages.Action `json:"completed,omitempty"`
 	Cleanup        CleanupState    `json:"cleanup,omitempty"`
 	CleanupMessage string          `json:"cleanupMessage,omitempty"`
 }
@@ -132,7 +132,7 @@ func (c PlanCluster) Busy() bool {
 }
 
 // HasCompleted reports whether the cluster completed action a in the plan.
-func (c PlanCluster) HasCompleted(a events.Action) bool {
+func (c PlanCluster) HasCompleted(a stages.Action) bool {
 	for _, d := range c.Completed {
 		if d == a {
 			return true

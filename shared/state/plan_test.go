@@ -23,10 +23,10 @@ func TestPlanIsActive(t *testing.T) {
 
 func TestPlanCounts(t *testing.T) {
 	p := Plan{
-		Spec: events.PlanCreateRequested{Steps: []events.PlanStep{{Actions: []events.Action{events.ActionPrep}}, {Actions: []events.Action{events.ActionUpgrade}}}},
+		Spec: events.PlanCreateRequested{Steps: []events.PlanStep{{Actions: []stages.Action{stages.ActionPrep}}, {Actions: []stages.Action{stages.ActionUpgrade}}}},
 		Clusters: []PlanCluster{
 			{ClusterID: "fresh", State: ClusterPending},
-			{ClusterID: "between-steps", Step: 1, State: ClusterPending, Generation: 3, Completed: []events.Action{events.ActionPrep}},
+			{ClusterID: "between-steps", Step: 1, State: ClusterPending, Generation: 3, Completed: []stages.Action{stages.ActionPrep}},
 			{ClusterID: "running", State: ClusterInProgress, Generation: 1},
 			{ClusterID: "step0-done", State: ClusterSucceeded, Generation: 1},
 			{ClusterID: "all-done", Step: 1, State: ClusterSucceeded, Generation: 2},
@@ -60,12 +60,12 @@ func TestPlanJSONRoundTripCamelCase(t *testing.T) {
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	eta := int64(600)
 	p := Plan{
-		Spec:  events.PlanCreateRequested{PlanID: "p1", Steps: []events.PlanStep{{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 2}}}},
+		Spec:  events.PlanCreateRequested{PlanID: "p1", Steps: []events.PlanStep{{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 2}}}},
 		Phase: events.PlanRunning, Reason: "StepInProgress", CreatedAt: now, UpdatedAt: now, StartedAt: now,
 		ETASeconds: &eta, Owner: "replica-1", LeaseUntil: now.Add(15 * time.Second),
-		Clusters: []PlanCluster{{ClusterID: "sno-1", Canary: true, Action: events.ActionPrep, Stage: stages.Prep,
+		Clusters: []PlanCluster{{ClusterID: "sno-1", Canary: true, Action: stages.ActionPrep, Stage: stages.Prep,
 			Generation: 4, State: ClusterInProgress, StartedAt: now, StepWorked: events.Duration(time.Minute),
-			Completed: []events.Action{events.ActionPrep}}},
+			Completed: []stages.Action{stages.ActionPrep}}},
 		StageDurations: map[string]StageStat{"Prep": StageStat{}.Add(20 * time.Minute).Add(10 * time.Minute)},
 	}
 	b, err := json.Marshal(p)
@@ -106,8 +106,8 @@ func TestPlanJSONRoundTripCamelCase(t *testing.T) {
 }
 
 func TestPlanClusterHelpers(t *testing.T) {
-	c := PlanCluster{State: ClusterFailed, Cleanup: CleanupInProgress, Completed: []events.Action{events.ActionPrep}}
-	if !c.Busy() || !c.State.IsFailure() || !c.HasCompleted(events.ActionPrep) || c.HasCompleted(events.ActionUpgrade) {
+	c := PlanCluster{State: ClusterFailed, Cleanup: CleanupInProgress, Completed: []stages.Action{stages.ActionPrep}}
+	if !c.Busy() || !c.State.IsFailure() || !c.HasCompleted(stages.ActionPrep) || c.HasCompleted(stages.ActionUpgrade) {
 		t.Errorf("helpers wrong for %+v", c)
 	}
 	if (PlanCluster{State: ClusterSucceeded}).Busy() || ClusterAborted.IsFailure() {

@@ -13,6 +13,7 @@ import (
 	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 )
 
@@ -138,7 +139,7 @@ func TestPauseResumeAndAbort(t *testing.T) {
 	g.scheduler("s1", nil)
 	only := basicPlan("abortme", g.seedRef, 3, ids(3)...)
 	only.Steps = only.Steps[:1] // Prep only: the clusters stay prepared
-	only.Steps = append(only.Steps, events.PlanStep{Actions: []events.Action{events.ActionUpgrade},
+	only.Steps = append(only.Steps, events.PlanStep{Actions: []stages.Action{stages.ActionUpgrade},
 		RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 1}})
 	only.MaintenanceWindows = []events.MaintenanceWindow{{Days: []events.Weekday{events.Monday}, Start: "03:00", End: "03:01", TimeZone: "Pacific/Kiritimati"}}
 	g.request(only)

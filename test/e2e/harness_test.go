@@ -23,6 +23,7 @@ import (
 	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
+	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 	"ibu.dev/shared/telemetry"
 )
@@ -182,8 +183,8 @@ func basicPlan(id, seedRef string, w int, clusters ...string) events.PlanCreateR
 		PlanID: id, SeedImage: seedRef, SeedVersion: seedVersion,
 		Clusters: events.ClusterSelection{ClusterIDs: clusters},
 		Steps: []events.PlanStep{
-			{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
-			{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
+			{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
+			{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
 		},
 	}
 }

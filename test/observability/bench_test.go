@@ -212,7 +212,7 @@ func fill(b *testing.B, js jetstream.JetStream, n int) {
 		}
 		putStatus(b, js, st)
 	}
-	p := state.Plan{Spec: events.PlanCreateRequested{PlanID: "bench", Steps: []events.PlanStep{{Actions: []events.Action{events.ActionPrep}}}},
+	p := state.Plan{Spec: events.PlanCreateRequested{PlanID: "bench", Steps: []events.PlanStep{{Actions: []stages.Action{stages.ActionPrep}}}},
 		Phase: events.PlanRunning, Counts: events.PlanCounts{Total: n, Succeeded: n}}
 	raw, _ := json.Marshal(p)
 	if _, err := js.PublishAsync("$KV."+bus.BucketPlans+".bench", raw); err != nil {

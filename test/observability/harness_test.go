@@ -36,6 +36,7 @@ import (
 	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
+	"ibu.dev/shared/stages"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -299,8 +300,8 @@ func (f *fleet) request(planID string, policy *events.FailurePolicy, clusters ..
 		PlanID: planID, SeedImage: f.seedRef, SeedVersion: seedVersion,
 		Clusters: events.ClusterSelection{ClusterIDs: clusters},
 		Steps: []events.PlanStep{
-			{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 3}},
-			{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 3}},
+			{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 3}},
+			{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 3}},
 		},
 		FailurePolicy: policy,
 	}

@@ -364,6 +364,28 @@ func (s *Stateroots) Import(ctx context.Context, repoDir, commit, stateroot stri
 	return nil
 }
 
+// ExportCommit makes a new archive-mode repository at repoDir (a path of
+// this process, under the host root) holding commit, pulled from the
+// sysroot's repository, with ref pointing at it: what a seed capture ships.
+func (s *Stateroots) ExportCommit(ctx context.Context, commit, ref, repoDir string) error {
+	dst, err := s.hostPath(repoDir)
+	if err != nil {
+		return fmt.Errorf("export commit: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, args := range [][]string{
+		{"init", "--repo=" + dst, "--mode=archive"},
+		{"pull-local", "--repo=" + dst, filepath.Join(s.sysroot, "ostree", "repo"), commit},
+		{"refs", "--repo=" + dst, "--create=" + ref, commit},
+	} {
+		if _, err := s.run(ctx, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Deploy deploys commit in stateroot (created with `admin os-init` when
 // missing) after the existing deployments (--not-as-default), with exactly
 // kargs as kernel arguments (--karg-none: a new stateroot has nothing to

@@ -1,3 +1,3 @@
 // Package backuprestore drives Velero Backups before the pivot and Restores,
-// wave by wave, after it, from the OADP ConfigMaps of a plan. Built by issue 7.
+// wave by wave, after it, from the OADP ConfigMaps of a plan.
 package backuprestore

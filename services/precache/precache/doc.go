@@ -1,4 +1,4 @@
 // Package precache plans the container image pulls of a cluster in Prep:
 // only what the node lacks, shared layers first, within a fleet-wide pull
-// budget. Built by issue 6.
+// budget.
 package precache

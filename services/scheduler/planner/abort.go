@@ -20,7 +20,7 @@ const (
 
 type cleanupDecision struct {
 	kind   cleanupKind
-	action events.Action
+	action stages.Action
 	msg    string
 }
 
@@ -47,7 +47,7 @@ func (e *engine) cleanupDecision(i int, mode events.BreachAction) cleanupDecisio
 	pos := st.Position
 	if mode == events.BreachRollback {
 		if a, err := stages.Decide(pos, stages.Rollback); err == nil && (a == stages.ActionRollback || a == stages.ActionRetryRollback) {
-			return cleanupDecision{kind: cleanupStart, action: events.ActionRollback}
+			return cleanupDecision{kind: cleanupStart, action: stages.ActionRollback}
 		}
 	}
 	a, err := stages.Decide(pos, stages.Idle)
@@ -56,9 +56,9 @@ func (e *engine) cleanupDecision(i int, mode events.BreachAction) cleanupDecisio
 		case stages.ActionNone:
 			return cleanupDecision{kind: cleanupNone, msg: "nothing to undo: the cluster is " + pos.String()}
 		case stages.ActionAbort, stages.ActionRetryIdle:
-			return cleanupDecision{kind: cleanupStart, action: events.ActionAbort}
+			return cleanupDecision{kind: cleanupStart, action: stages.ActionAbort}
 		case stages.ActionFinalizeRollback:
-			return cleanupDecision{kind: cleanupStart, action: events.ActionFinalize}
+			return cleanupDecision{kind: cleanupStart, action: stages.ActionFinalize}
 		}
 		return cleanupDecision{kind: cleanupSkip, msg: fmt.Sprintf("the cluster is %s and not finalized: left upgraded (finalize or roll it back by hand)", pos)}
 	}
@@ -94,9 +94,9 @@ func (e *engine) runAbort() {
 	for i := range q.Clusters {
 		c := &q.Clusters[i]
 		switch {
-		case c.State == state.ClusterInProgress && c.Action == events.ActionPrep:
+		case c.State == state.ClusterInProgress && c.Action == stages.ActionPrep:
 			c.State, c.Reason, c.Message = state.ClusterAborted, ReasonPlanAborted, "Prep interrupted by the abort"
-			e.startCleanup(i, events.ActionAbort)
+			e.startCleanup(i, stages.ActionAbort)
 			settled = false
 			continue
 		case c.Busy():
@@ -121,7 +121,7 @@ func (e *engine) runAbort() {
 		}
 		switch d.kind {
 		case cleanupStart:
-			if !failure && d.action == events.ActionRollback {
+			if !failure && d.action == stages.ActionRollback {
 				c.Reason, c.Message = ReasonRolledBack, "the plan was aborted: rolling back"
 			}
 			e.startCleanup(i, d.action)

@@ -21,7 +21,7 @@ func TestCleanupDecision(t *testing.T) {
 		mode   events.BreachAction
 		later  time.Duration
 		kind   cleanupKind
-		action events.Action
+		action stages.Action
 		text   string
 	}{
 		{name: "never written", gen: 0, kind: cleanupNone},

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 )
 
 // DryRunResult is what a plan would do, started now, with nothing changed.
@@ -24,7 +25,7 @@ type DryRunResult struct {
 
 // DryRunStep is one step of a dry run.
 type DryRunStep struct {
-	Actions           []events.Action `json:"actions"`
+	Actions           []stages.Action `json:"actions"`
 	MaxConcurrency    int             `json:"maxConcurrency"`
 	Waves             [][]string      `json:"waves"`
 	EstimatedDuration time.Duration   `json:"estimatedDuration"`

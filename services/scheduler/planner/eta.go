@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 )
 
@@ -22,7 +23,7 @@ func DefaultEstimates() Estimates {
 
 // For is the expected duration of an action (AbortOnFailure: none, as a
 // cluster that did not fail passes it at once).
-func (e Estimates) For(a events.Action) time.Duration {
+func (e Estimates) For(a stages.Action) time.Duration {
 	d := DefaultEstimates()
 	pick := func(v, def time.Duration) time.Duration {
 		if v > 0 {
@@ -31,15 +32,15 @@ func (e Estimates) For(a events.Action) time.Duration {
 		return def
 	}
 	switch a {
-	case events.ActionPrep:
+	case stages.ActionPrep:
 		return pick(e.Prep, d.Prep)
-	case events.ActionUpgrade:
+	case stages.ActionUpgrade:
 		return pick(e.Upgrade, d.Upgrade)
-	case events.ActionFinalize:
+	case stages.ActionFinalize:
 		return pick(e.Finalize, d.Finalize)
-	case events.ActionRollback:
+	case stages.ActionRollback:
 		return pick(e.Rollback, d.Rollback)
-	case events.ActionAbort:
+	case stages.ActionAbort:
 		return pick(e.Abort, d.Abort)
 	}
 	return 0
@@ -48,16 +49,16 @@ func (e Estimates) For(a events.Action) time.Duration {
 // Observed returns the estimates with the observed mean durations (a
 // plan's StageDurations, keyed by action) in place of the assumed ones.
 func (e Estimates) Observed(stats map[string]state.StageStat) Estimates {
-	set := func(f *time.Duration, a events.Action) {
+	set := func(f *time.Duration, a stages.Action) {
 		if m := stats[string(a)].Mean(); m > 0 {
 			*f = m
 		}
 	}
-	set(&e.Prep, events.ActionPrep)
-	set(&e.Upgrade, events.ActionUpgrade)
-	set(&e.Finalize, events.ActionFinalize)
-	set(&e.Rollback, events.ActionRollback)
-	set(&e.Abort, events.ActionAbort)
+	set(&e.Prep, stages.ActionPrep)
+	set(&e.Upgrade, stages.ActionUpgrade)
+	set(&e.Finalize, stages.ActionFinalize)
+	set(&e.Rollback, stages.ActionRollback)
+	set(&e.Abort, stages.ActionAbort)
 	return e
 }
 

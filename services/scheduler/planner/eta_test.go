@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 )
 
@@ -48,7 +49,7 @@ func TestEstimates(t *testing.T) {
 	e := Estimates{Upgrade: time.Hour}.Observed(map[string]state.StageStat{
 		"Prep": state.StageStat{}.Add(8 * time.Minute).Add(12 * time.Minute), "Upgrade": {},
 	})
-	for a, want := range map[events.Action]time.Duration{prep: 10 * time.Minute, upgrade: time.Hour, finalize: 2 * time.Minute, aof: 0} {
+	for a, want := range map[stages.Action]time.Duration{prep: 10 * time.Minute, upgrade: time.Hour, finalize: 2 * time.Minute, aof: 0} {
 		if got := e.For(a); got != want {
 			t.Errorf("For(%s) = %s, want %s", a, got, want)
 		}

@@ -25,7 +25,7 @@ func ids(prefix string, n int) []string {
 	return out
 }
 
-func step(maxConc int, actions ...events.Action) events.PlanStep {
+func step(maxConc int, actions ...stages.Action) events.PlanStep {
 	return events.PlanStep{Actions: actions, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: maxConc}}
 }
 

@@ -30,9 +30,9 @@ const (
 )
 
 // judge reads a status observed at or after the cluster's generation.
-func judge(a events.Action, desired stages.Stage, st state.Status) (v verdict, reason, msg string) {
+func judge(a stages.Action, desired stages.Stage, st state.Status) (v verdict, reason, msg string) {
 	pos := st.Position
-	if a == events.ActionUpgrade && pos.Stage == stages.Rollback {
+	if a == stages.ActionUpgrade && pos.Stage == stages.Rollback {
 		return failed, ReasonRolledBack, "the agent rolled the upgrade back: " + statusMessage(st)
 	}
 	if endReached(a, pos) {
@@ -49,25 +49,25 @@ func judge(a events.Action, desired stages.Stage, st state.Status) (v verdict, r
 	case stages.InProgress:
 		return running, "", ""
 	}
-	if a == events.ActionUpgrade && pos.Stage == stages.Upgrade && !pos.AfterPivot {
+	if a == stages.ActionUpgrade && pos.Stage == stages.Upgrade && !pos.AfterPivot {
 		return failed, ReasonNotPivoted, "the upgrade completed without booting the new stateroot"
 	}
 	return running, "", ""
 }
 
 // endReached reports whether pos is where action a ends.
-func endReached(a events.Action, pos stages.Position) bool {
+func endReached(a stages.Action, pos stages.Position) bool {
 	if pos.State != stages.Completed {
 		return false
 	}
 	switch a {
-	case events.ActionPrep:
+	case stages.ActionPrep:
 		return pos.Stage == stages.Prep
-	case events.ActionUpgrade:
+	case stages.ActionUpgrade:
 		return pos.Stage == stages.Upgrade && pos.AfterPivot
-	case events.ActionFinalize, events.ActionAbort:
+	case stages.ActionFinalize, stages.ActionAbort:
 		return pos.Stage == stages.Idle
-	case events.ActionRollback:
+	case stages.ActionRollback:
 		return pos.Stage == stages.Rollback && !pos.AfterPivot
 	}
 	return false
@@ -128,7 +128,7 @@ func (e *engine) actionDone(i int, end time.Time) {
 	c.StepWorked += events.Duration(took)
 	c.FinishedAt, c.Reason, c.Message = end, "", ""
 	actions := e.q.Spec.Steps[c.Step].Actions
-	if next := c.ActionIndex + 1; next < len(actions) && actions[next] != events.ActionAbortOnFailure {
+	if next := c.ActionIndex + 1; next < len(actions) && actions[next] != stages.ActionAbortOnFailure {
 		c.ActionIndex, c.Action, c.State = next, actions[next], state.ClusterPending
 		return
 	}
@@ -146,11 +146,11 @@ func (e *engine) observeCleanup(i int) {
 	if st, ok := e.statuses[c.ClusterID]; ok && st.ObservedGeneration >= c.Generation {
 		switch v, reason, msg := judge(c.Action, c.Stage, st); v {
 		case done:
-			if c.Action == events.ActionRollback {
+			if c.Action == stages.ActionRollback {
 				// A rolled-back cluster is finalized too, so that the plan
 				// leaves it Idle and ready for another plan.
 				if a, err := stages.Decide(st.Position, stages.Idle); err == nil && a == stages.ActionFinalizeRollback {
-					e.startCleanup(i, events.ActionFinalize)
+					e.startCleanup(i, stages.ActionFinalize)
 					return
 				}
 			}

@@ -19,7 +19,7 @@ type DesiredWrite struct {
 	ClusterID  string        `json:"clusterId"`
 	Stage      stages.Stage  `json:"stage"`
 	Generation int64         `json:"generation"`
-	Action     events.Action `json:"action"` // the plan action the stage is for
+	Action     stages.Action `json:"action"` // the plan action the stage is for
 }
 
 // NewPlan returns a new plan for the resolved clusters: Pending, every
@@ -28,7 +28,7 @@ func NewPlan(req events.PlanCreateRequested, clusterIDs []string, now time.Time)
 	now = now.Round(0).UTC()
 	p := state.Plan{Spec: req, Phase: events.PlanPending, CreatedAt: now, UpdatedAt: now,
 		Reason: "Accepted", Message: "waiting to start"}
-	var first events.Action
+	var first stages.Action
 	if len(req.Steps) > 0 && len(req.Steps[0].Actions) > 0 {
 		first = req.Steps[0].Actions[0]
 	}
@@ -42,13 +42,13 @@ func NewPlan(req events.PlanCreateRequested, clusterIDs []string, now time.Time)
 }
 
 // stageFor is the desired stage that carries an action.
-func stageFor(a events.Action) stages.Stage {
+func stageFor(a stages.Action) stages.Stage {
 	switch a {
-	case events.ActionPrep:
+	case stages.ActionPrep:
 		return stages.Prep
-	case events.ActionUpgrade:
+	case stages.ActionUpgrade:
 		return stages.Upgrade
-	case events.ActionRollback:
+	case stages.ActionRollback:
 		return stages.Rollback
 	}
 	return stages.Idle // Finalize, Abort

@@ -194,7 +194,7 @@ func (e *engine) nextGeneration(i int) int64 {
 }
 
 // start begins cluster i's action a of its step.
-func (e *engine) start(i int, a events.Action) {
+func (e *engine) start(i int, a stages.Action) {
 	c := &e.q.Clusters[i]
 	c.Generation = e.nextGeneration(i)
 	c.Action, c.Stage, c.State = a, stageFor(a), state.ClusterInProgress
@@ -203,7 +203,7 @@ func (e *engine) start(i int, a events.Action) {
 
 // startCleanup has cluster i run a cleanup action (Abort, Finalize of a
 // rollback, or Rollback).
-func (e *engine) startCleanup(i int, a events.Action) {
+func (e *engine) startCleanup(i int, a stages.Action) {
 	c := &e.q.Clusters[i]
 	c.Generation = e.nextGeneration(i)
 	c.Action, c.Stage, c.Cleanup = a, stageFor(a), state.CleanupInProgress
@@ -219,7 +219,7 @@ func (e *engine) runStep() bool {
 	actions := e.step().Actions
 	for i := range q.Clusters {
 		c := &q.Clusters[i]
-		if c.Step == k && c.State == state.ClusterPending && actions[c.ActionIndex] == events.ActionAbortOnFailure {
+		if c.Step == k && c.State == state.ClusterPending && actions[c.ActionIndex] == stages.ActionAbortOnFailure {
 			c.State = state.ClusterSucceeded // it did not fail: nothing to abort
 		}
 	}
@@ -227,7 +227,7 @@ func (e *engine) runStep() bool {
 	e.windowMessages(open, next)
 	free := e.step().RolloutStrategy.MaxConcurrency - e.busy()
 	blocked := false // a cleanup still to start or waited for
-	if actions[len(actions)-1] == events.ActionAbortOnFailure {
+	if actions[len(actions)-1] == stages.ActionAbortOnFailure {
 		for i := range q.Clusters {
 			if c := q.Clusters[i]; !c.State.IsFailure() || c.Busy() || c.Cleanup != "" {
 				continue
@@ -256,7 +256,7 @@ func (e *engine) runStep() bool {
 		}
 	}
 	canStart := func(c state.PlanCluster) bool {
-		return c.Step == k && c.State == state.ClusterPending && (open || c.Action != events.ActionUpgrade)
+		return c.Step == k && c.State == state.ClusterPending && (open || c.Action != stages.ActionUpgrade)
 	}
 	for i := range q.Clusters {
 		if c := q.Clusters[i]; c.Canary && !canaryBusy && free > 0 && canStart(c) {
@@ -306,7 +306,7 @@ func (e *engine) windowMessages(open bool, next time.Time) {
 		if c.Step != e.q.CurrentStep || c.State != state.ClusterPending {
 			continue
 		}
-		if !open && c.Action == events.ActionUpgrade {
+		if !open && c.Action == stages.ActionUpgrade {
 			c.Reason, c.Message = ReasonWaitingForWindow, msg
 		} else if c.Reason == ReasonWaitingForWindow {
 			c.Reason, c.Message = "", ""

@@ -131,7 +131,7 @@ func TestActionsOfAStepRunBackToBack(t *testing.T) {
 		t.Fatalf("writes %+v", ws)
 	}
 	f.wantState("sno-01", state.ClusterSucceeded, "")
-	if c := f.cluster("sno-01"); !slices.Equal(c.Completed, []events.Action{prep, upgrade, finalize}) {
+	if c := f.cluster("sno-01"); !slices.Equal(c.Completed, []stages.Action{prep, upgrade, finalize}) {
 		t.Errorf("completed %v", c.Completed)
 	}
 }
@@ -472,7 +472,7 @@ func TestFullPlanTenClustersToCompleted(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 	for _, c := range f.plan.Clusters {
-		if !slices.Equal(c.Completed, []events.Action{prep, upgrade, finalize}) || c.Step != 1 {
+		if !slices.Equal(c.Completed, []stages.Action{prep, upgrade, finalize}) || c.Step != 1 {
 			t.Errorf("%s: completed %v at step %d", c.ClusterID, c.Completed, c.Step)
 		}
 		if gens := f.written[c.ClusterID]; len(gens) != 3 || !slices.IsSorted(gens) {

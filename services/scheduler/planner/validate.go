@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 )
 
 // The codes of Validate's reasons.
@@ -146,7 +147,7 @@ func validateSteps(steps []events.PlanStep, rs *reasons) {
 		rs.add(CodeNoSteps, "steps: a plan needs at least one step")
 		return
 	}
-	seen := map[events.Action]bool{}
+	seen := map[stages.Action]bool{}
 	for i, st := range steps {
 		if st.RolloutStrategy.MaxConcurrency < 1 {
 			rs.add(CodeInvalidMaxConcurrency, "steps[%d].rolloutStrategy.maxConcurrency is %d, must be at least 1", i, st.RolloutStrategy.MaxConcurrency)
@@ -159,11 +160,11 @@ func validateSteps(steps []events.PlanStep, rs *reasons) {
 		}
 		for j, a := range st.Actions {
 			at := fmt.Sprintf("steps[%d].actions[%d] (%s)", i, j, a)
-			if a == events.ActionAbortOnFailure {
+			if a == stages.ActionAbortOnFailure {
 				if j != len(st.Actions)-1 {
 					rs.add(CodeAbortOnFailurePosition, "%s: AbortOnFailure must be the last action of its step", at)
 				}
-				if !seen[events.ActionPrep] {
+				if !seen[stages.ActionPrep] {
 					rs.add(CodeActionOrder, "%s: AbortOnFailure needs a Prep before it (there is nothing to abort)", at)
 				}
 				continue
@@ -184,41 +185,36 @@ func validateSteps(steps []events.PlanStep, rs *reasons) {
 	}
 }
 
-func knownAction(a events.Action) bool {
-	switch a {
-	case events.ActionPrep, events.ActionUpgrade, events.ActionFinalize, events.ActionRollback,
-		events.ActionAbort, events.ActionAbortOnFailure:
-		return true
-	}
-	return false
+func knownAction(a stages.Action) bool {
+	return slices.Contains(stages.PlanActions(), a)
 }
 
 // orderProblem says why action a may not follow the actions seen so far.
-func orderProblem(a events.Action, seen map[events.Action]bool) string {
+func orderProblem(a stages.Action, seen map[stages.Action]bool) string {
 	switch a {
-	case events.ActionUpgrade:
-		if !seen[events.ActionPrep] {
+	case stages.ActionUpgrade:
+		if !seen[stages.ActionPrep] {
 			return "Upgrade needs a Prep before it"
 		}
-		if seen[events.ActionAbort] {
+		if seen[stages.ActionAbort] {
 			return "Upgrade after Abort: the Prep was undone"
 		}
-	case events.ActionFinalize:
-		if !seen[events.ActionUpgrade] && !seen[events.ActionRollback] {
+	case stages.ActionFinalize:
+		if !seen[stages.ActionUpgrade] && !seen[stages.ActionRollback] {
 			return "Finalize only after an Upgrade or a Rollback"
 		}
-	case events.ActionRollback:
-		if !seen[events.ActionUpgrade] {
+	case stages.ActionRollback:
+		if !seen[stages.ActionUpgrade] {
 			return "Rollback only after an Upgrade"
 		}
-		if seen[events.ActionFinalize] {
+		if seen[stages.ActionFinalize] {
 			return "Rollback after Finalize: the old stateroot is gone"
 		}
-	case events.ActionAbort:
-		if !seen[events.ActionPrep] {
+	case stages.ActionAbort:
+		if !seen[stages.ActionPrep] {
 			return "Abort only after a Prep"
 		}
-		if seen[events.ActionUpgrade] {
+		if seen[stages.ActionUpgrade] {
 			return "Abort only before an Upgrade completes (roll back instead)"
 		}
 	}

@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/stages"
 )
 
 const (
-	prep     = events.ActionPrep
-	upgrade  = events.ActionUpgrade
-	finalize = events.ActionFinalize
-	rollback = events.ActionRollback
-	abort    = events.ActionAbort
-	aof      = events.ActionAbortOnFailure
+	prep     = stages.ActionPrep
+	upgrade  = stages.ActionUpgrade
+	finalize = stages.ActionFinalize
+	rollback = stages.ActionRollback
+	abort    = stages.ActionAbort
+	aof      = stages.ActionAbortOnFailure
 )
 
 func validRequest() events.PlanCreateRequested {
@@ -91,12 +92,12 @@ func TestValidateReasons(t *testing.T) {
 		{"no steps", func(r *events.PlanCreateRequested) { r.Steps = nil }, CodeNoSteps, "at least one step"},
 		{"empty step", func(r *events.PlanCreateRequested) { r.Steps = append(r.Steps, step(1)) }, CodeEmptyStep, "steps[2]"},
 		{"unknown action", func(r *events.PlanCreateRequested) { r.Steps[1].Actions[1] = "FinalizeUpgrade" }, CodeUnknownAction, "steps[1].actions[1]"},
-		{"duplicate action", func(r *events.PlanCreateRequested) { r.Steps[1].Actions = []events.Action{prep} }, CodeDuplicateAction, "more than once"},
+		{"duplicate action", func(r *events.PlanCreateRequested) { r.Steps[1].Actions = []stages.Action{prep} }, CodeDuplicateAction, "more than once"},
 		{"upgrade before prep", func(r *events.PlanCreateRequested) {
-			r.Steps[0].Actions = []events.Action{upgrade}
-			r.Steps[1].Actions = []events.Action{prep}
+			r.Steps[0].Actions = []stages.Action{upgrade}
+			r.Steps[1].Actions = []stages.Action{prep}
 		}, CodeActionOrder, "Upgrade needs a Prep"},
-		{"aof not last", func(r *events.PlanCreateRequested) { r.Steps[1].Actions = []events.Action{aof, upgrade} }, CodeAbortOnFailurePosition, "last action"},
+		{"aof not last", func(r *events.PlanCreateRequested) { r.Steps[1].Actions = []stages.Action{aof, upgrade} }, CodeAbortOnFailurePosition, "last action"},
 		{"max concurrency", func(r *events.PlanCreateRequested) { r.Steps[1].RolloutStrategy.MaxConcurrency = 0 }, CodeInvalidMaxConcurrency, "steps[1]"},
 		{"negative timeout", func(r *events.PlanCreateRequested) {
 			r.Steps[0].RolloutStrategy.Timeout = events.Duration(-time.Minute)
@@ -138,34 +139,34 @@ func TestValidateReasons(t *testing.T) {
 
 func TestValidateActionOrder(t *testing.T) {
 	cases := []struct {
-		steps [][]events.Action
+		steps [][]stages.Action
 		codes []string // nil: valid
 	}{
-		{[][]events.Action{{prep}, {upgrade}, {finalize}}, nil},
-		{[][]events.Action{{prep, upgrade, finalize}}, nil},
-		{[][]events.Action{{prep}, {upgrade}, {rollback}, {finalize}}, nil},
-		{[][]events.Action{{prep}, {abort}}, nil},
-		{[][]events.Action{{prep, abort}}, nil},
-		{[][]events.Action{{prep}, {aof}, {upgrade, aof}, {finalize, aof}}, nil},
-		{[][]events.Action{{upgrade}}, []string{CodeActionOrder}},                            // no Prep
-		{[][]events.Action{{upgrade, prep}}, []string{CodeActionOrder}},                      // Prep after Upgrade in the step
-		{[][]events.Action{{prep}, {finalize}}, []string{CodeActionOrder}},                   // Finalize without Upgrade
-		{[][]events.Action{{prep}, {rollback}}, []string{CodeActionOrder}},                   // Rollback without Upgrade
-		{[][]events.Action{{prep, upgrade, finalize, rollback}}, []string{CodeActionOrder}},  // Rollback after Finalize
-		{[][]events.Action{{abort}}, []string{CodeActionOrder}},                              // Abort without Prep
-		{[][]events.Action{{prep}, {upgrade}, {abort}}, []string{CodeActionOrder}},           // Abort after Upgrade
-		{[][]events.Action{{prep}, {abort}, {upgrade}}, []string{CodeActionOrder}},           // Upgrade after Abort
-		{[][]events.Action{{prep}, {prep}}, []string{CodeDuplicateAction}},                   // twice
-		{[][]events.Action{{prep, upgrade, upgrade}}, []string{CodeDuplicateAction}},         // twice in a step
-		{[][]events.Action{{aof}, {prep}}, []string{CodeActionOrder}},                        // nothing to abort yet
-		{[][]events.Action{{prep, aof, upgrade}}, []string{CodeAbortOnFailurePosition}},      // not last
-		{[][]events.Action{{prep, aof, aof}}, []string{CodeAbortOnFailurePosition}},          // twice in a step
-		{[][]events.Action{{prep, "Pivot"}}, []string{CodeUnknownAction}},                    // unknown
-		{[][]events.Action{{finalize}, {abort}}, []string{CodeActionOrder, CodeActionOrder}}, // both
-		{[][]events.Action{{prep}, {}, {upgrade}}, []string{CodeEmptyStep}},                  // empty step
-		{[][]events.Action{{prep}, {upgrade, abort, rollback}}, []string{CodeActionOrder}},   // Abort after Upgrade
-		{[][]events.Action{{prep}, {rollback, upgrade}}, []string{CodeActionOrder}},          // Rollback before Upgrade
-		{[][]events.Action{{prep}, {upgrade}, {finalize}, {finalize}}, []string{CodeDuplicateAction}},
+		{[][]stages.Action{{prep}, {upgrade}, {finalize}}, nil},
+		{[][]stages.Action{{prep, upgrade, finalize}}, nil},
+		{[][]stages.Action{{prep}, {upgrade}, {rollback}, {finalize}}, nil},
+		{[][]stages.Action{{prep}, {abort}}, nil},
+		{[][]stages.Action{{prep, abort}}, nil},
+		{[][]stages.Action{{prep}, {aof}, {upgrade, aof}, {finalize, aof}}, nil},
+		{[][]stages.Action{{upgrade}}, []string{CodeActionOrder}},                            // no Prep
+		{[][]stages.Action{{upgrade, prep}}, []string{CodeActionOrder}},                      // Prep after Upgrade in the step
+		{[][]stages.Action{{prep}, {finalize}}, []string{CodeActionOrder}},                   // Finalize without Upgrade
+		{[][]stages.Action{{prep}, {rollback}}, []string{CodeActionOrder}},                   // Rollback without Upgrade
+		{[][]stages.Action{{prep, upgrade, finalize, rollback}}, []string{CodeActionOrder}},  // Rollback after Finalize
+		{[][]stages.Action{{abort}}, []string{CodeActionOrder}},                              // Abort without Prep
+		{[][]stages.Action{{prep}, {upgrade}, {abort}}, []string{CodeActionOrder}},           // Abort after Upgrade
+		{[][]stages.Action{{prep}, {abort}, {upgrade}}, []string{CodeActionOrder}},           // Upgrade after Abort
+		{[][]stages.Action{{prep}, {prep}}, []string{CodeDuplicateAction}},                   // twice
+		{[][]stages.Action{{prep, upgrade, upgrade}}, []string{CodeDuplicateAction}},         // twice in a step
+		{[][]stages.Action{{aof}, {prep}}, []string{CodeActionOrder}},                        // nothing to abort yet
+		{[][]stages.Action{{prep, aof, upgrade}}, []string{CodeAbortOnFailurePosition}},      // not last
+		{[][]stages.Action{{prep, aof, aof}}, []string{CodeAbortOnFailurePosition}},          // twice in a step
+		{[][]stages.Action{{prep, "Pivot"}}, []string{CodeUnknownAction}},                    // unknown
+		{[][]stages.Action{{finalize}, {abort}}, []string{CodeActionOrder, CodeActionOrder}}, // both
+		{[][]stages.Action{{prep}, {}, {upgrade}}, []string{CodeEmptyStep}},                  // empty step
+		{[][]stages.Action{{prep}, {upgrade, abort, rollback}}, []string{CodeActionOrder}},   // Abort after Upgrade
+		{[][]stages.Action{{prep}, {rollback, upgrade}}, []string{CodeActionOrder}},          // Rollback before Upgrade
+		{[][]stages.Action{{prep}, {upgrade}, {finalize}, {finalize}}, []string{CodeDuplicateAction}},
 	}
 	for _, c := range cases {
 		r := validRequest()
@@ -193,7 +194,7 @@ func TestValidateListsEveryProblemAtOnce(t *testing.T) {
 		Clusters: events.ClusterSelection{},
 		Canaries: []string{"sno-01"},
 		Steps: []events.PlanStep{
-			{Actions: []events.Action{upgrade}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 0, Timeout: events.Duration(-1)}},
+			{Actions: []stages.Action{upgrade}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: 0, Timeout: events.Duration(-1)}},
 			{},
 		},
 		FailurePolicy:      &events.FailurePolicy{MaxFailures: "ten"},

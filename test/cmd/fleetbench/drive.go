@@ -127,8 +127,8 @@ func planRequest(planID, seedRef string, w int) events.PlanCreateRequested {
 		PlanID: planID, SeedImage: seedRef, SeedVersion: seedVersion,
 		Clusters: events.ClusterSelection{Selector: &events.LabelSelector{MatchLabels: map[string]string{fleetLabel: fleetValue}}},
 		Steps: []events.PlanStep{
-			{Actions: []events.Action{events.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
-			{Actions: []events.Action{events.ActionUpgrade, events.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
+			{Actions: []stages.Action{stages.ActionPrep}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
+			{Actions: []stages.Action{stages.ActionUpgrade, stages.ActionFinalize}, RolloutStrategy: events.RolloutStrategy{MaxConcurrency: w}},
 		},
 	}
 }
