@@ -13,8 +13,8 @@ import (
 )
 
 // Spoke-written buckets (SpokeWritten in the catalogue, shared/buckets) are
-// those in which every spoke writes its own key. A spoke's credentials allow publishing to $KV.<bucket>.<cluster>;
-// with rollups allowed, a "Nats-Rollup: all" header on that one message
+// those in which every spoke writes its own key. A spoke's credentials
+// allow publishing to $KV.<bucket>.<cluster>; with rollups allowed, a "Nats-Rollup: all" header on that one message
 // would wipe every cluster's key, so their streams refuse rollups (and
 // stream purges): delete keys, never purge them.
 
