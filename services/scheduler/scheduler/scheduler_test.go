@@ -2,11 +2,18 @@ package scheduler_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/shared/buckets"
+	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/store"
 )
 
 // A scheduler that cannot start (no topology on the hub) returns its
@@ -40,5 +47,51 @@ func TestRunStopsOnCancel(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not stop within 20s")
+	}
+}
+
+// A scheduler whose watch is lost (its bucket deleted, its connection
+// closed) returns an error, as Run's doc says, instead of deciding on a
+// stale cache.
+func TestRunReturnsWhenAWatchIsLost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lose func(ctx context.Context, nc *nats.Conn, admin jetstream.JetStream) error
+	}{
+		{"bucket deleted", func(ctx context.Context, _ *nats.Conn, admin jetstream.JetStream) error {
+			return admin.DeleteKeyValue(ctx, buckets.Plans.Name())
+		}},
+		{"connection closed", func(_ context.Context, nc *nats.Conn, _ jetstream.JetStream) error {
+			nc.Close()
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, admin := natstest.StartHub(t)
+			nc, js := natstest.Connect(t, srv.URL())
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- scheduler.New(js, scheduler.Config{Name: "t"}).Run(ctx) }()
+			// The scheduler consumes requests only once its caches have synced.
+			natstest.WaitFor(t, 20*time.Second, "the scheduler's request consumer", func() bool {
+				_, err := admin.Consumer(ctx, bus.StreamRequests, "scheduler")
+				return err == nil
+			})
+			if err := tc.lose(ctx, nc, admin); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("Run returned nil after losing a watch")
+				}
+				if !errors.Is(err, store.ErrWatchLost) {
+					t.Fatalf("Run: %v, want a lost watch", err)
+				}
+			case <-time.After(40 * time.Second):
+				t.Fatal("Run went on with a lost watch for 40s")
+			}
+		})
 	}
 }
