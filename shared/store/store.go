@@ -20,6 +20,9 @@ import (
 // ErrNotFound: the key does not exist or was deleted.
 var ErrNotFound = errors.New("store: key not found")
 
+// ErrDecode: a stored value does not decode as its bucket's type.
+var ErrDecode = errors.New("store: value does not decode")
+
 // ErrWatchLost: a watch ended while its caller still wanted it (the
 // connection closed, the bucket went away); what it fed is stale.
 var ErrWatchLost = errors.New("store: watch lost")
@@ -63,7 +66,7 @@ func (b *Bucket[T]) Get(ctx context.Context, key string) (T, uint64, error) {
 	}
 	v, err := b.codec.Decode(e.Value())
 	if err != nil {
-		return zero, e.Revision(), fmt.Errorf("decode %s/%s: %w", b.Name(), key, err)
+		return zero, e.Revision(), fmt.Errorf("decode %s/%s: %w: %w", b.Name(), key, ErrDecode, err)
 	}
 	return v, e.Revision(), nil
 }
@@ -282,7 +285,7 @@ func (w *Watcher[T]) relay(ctx context.Context) {
 				break
 			}
 			if v, err := w.codec.Decode(e.Value()); err != nil {
-				ev.Err = fmt.Errorf("decode %s/%s: %w", e.Bucket(), e.Key(), err)
+				ev.Err = fmt.Errorf("decode %s/%s: %w: %w", e.Bucket(), e.Key(), ErrDecode, err)
 			} else {
 				ev.Value = v
 			}

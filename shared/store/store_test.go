@@ -99,7 +99,7 @@ func TestBucketDesiredIsValidated(t *testing.T) {
 	if _, err := desired.KV().Put(ctx, "c1", []byte(`{"generation":"x"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := desired.Get(ctx, "c1"); err == nil || errors.Is(err, store.ErrNotFound) {
+	if _, _, err := desired.Get(ctx, "c1"); !errors.Is(err, store.ErrDecode) {
 		t.Fatalf("get of an invalid value: %v, want a decode error", err)
 	}
 }
@@ -151,7 +151,7 @@ func TestWatch(t *testing.T) {
 	if err := status.Delete(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(t, w.Updates()); ev.Op != store.Put || ev.Err == nil || string(ev.Raw) != "{" || ev.Initial {
+	if ev := next(t, w.Updates()); ev.Op != store.Put || !errors.Is(ev.Err, store.ErrDecode) || string(ev.Raw) != "{" || ev.Initial {
 		t.Fatalf("event %+v, want a put with a decode error", ev)
 	}
 	if ev := next(t, w.Updates()); ev.Op != store.Put || ev.Value.Message != "two" {
