@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -17,6 +16,7 @@ import (
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/store"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -98,13 +98,17 @@ func (l *loop) resume(ctx context.Context) error {
 }
 
 // desiredChanged acts on a new IBU_DESIRED value.
-func (l *loop) desiredChanged(ctx context.Context, entry jetstream.KeyValueEntry) error {
-	if entry.Operation() != jetstream.KeyValuePut {
+func (l *loop) desiredChanged(ctx context.Context, entry store.Event[state.Desired]) error {
+	if entry.Op != store.Put {
 		return nil // a deleted desired state asks for nothing
 	}
-	d, err := state.DecodeDesired(entry.Value())
-	if err != nil {
-		return l.refuse(ctx, d, "InvalidDesiredState", err.Error())
+	d := entry.Value
+	if entry.Err != nil {
+		// The contract's own words in the condition, not the watch's.
+		var err error
+		if d, err = state.DecodeDesired(entry.Raw); err != nil {
+			return l.refuse(ctx, d, "InvalidDesiredState", err.Error())
+		}
 	}
 	if d.ClusterID != l.a.cfg.ClusterID {
 		return l.refuse(ctx, d, "WrongCluster", fmt.Sprintf("desired state names cluster %q, this is %q", d.ClusterID, l.a.cfg.ClusterID))
