@@ -3,6 +3,8 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +13,6 @@ import (
 
 	"ibu.dev/services/scheduler/scheduler"
 	"ibu.dev/shared/buckets"
-	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/store"
 )
@@ -72,12 +73,19 @@ func TestRunReturnsWhenAWatchIsLost(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			done := make(chan error, 1)
-			go func() { done <- scheduler.New(js, scheduler.Config{Name: "t"}).Run(ctx) }()
-			// The scheduler consumes requests only once its caches have synced.
-			natstest.WaitFor(t, 20*time.Second, "the scheduler's request consumer", func() bool {
-				_, err := admin.Consumer(ctx, bus.StreamRequests, "scheduler")
-				return err == nil
-			})
+			ready := &readyHandler{ch: make(chan struct{})}
+			go func() {
+				done <- scheduler.New(js, scheduler.Config{Name: "t", Logger: slog.New(ready)}).Run(ctx)
+			}()
+			// The scheduler is ready once its caches have synced and it
+			// consumes requests.
+			select {
+			case <-ready.ch:
+			case err := <-done:
+				t.Fatalf("Run ended before it was ready: %v", err)
+			case <-time.After(20 * time.Second):
+				t.Fatal("the scheduler was not ready within 20s")
+			}
 			if err := tc.lose(ctx, nc, admin); err != nil {
 				t.Fatal(err)
 			}
@@ -95,3 +103,19 @@ func TestRunReturnsWhenAWatchIsLost(t *testing.T) {
 		})
 	}
 }
+
+// readyHandler closes ch when the scheduler logs that it is ready.
+type readyHandler struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (h *readyHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *readyHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "scheduler ready" {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+func (h *readyHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *readyHandler) WithGroup(string) slog.Handler      { return h }
