@@ -13,6 +13,7 @@ import (
 
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/journal"
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
@@ -158,7 +159,7 @@ func (l *loop) refuseTransition(ctx context.Context, d state.Desired, te *stages
 	l.a.log.Warn("desired stage refused", "desired", d.Stage, "generation", d.Generation, "code", te.Code, "reason", te.Message)
 	return l.a.emit(ctx, events.Rejected{
 		ClusterID: l.a.cfg.ClusterID, PlanID: d.PlanID, RefusedType: events.TypeDesiredStageSet,
-		RefusedSubject: "$KV.IBU_DESIRED." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
+		RefusedSubject: "$KV." + buckets.Desired.Name() + "." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
 		Reason: stages.ReasonInvalidTransition, Message: te.Error(),
 	})
 }
@@ -168,7 +169,7 @@ func (l *loop) refuse(ctx context.Context, d state.Desired, reason, msg string) 
 	l.a.log.Warn("desired state refused", "reason", reason, "error", msg)
 	return l.a.emit(ctx, events.Rejected{
 		ClusterID: l.a.cfg.ClusterID, PlanID: d.PlanID, RefusedType: events.TypeDesiredStageSet,
-		RefusedSubject: "$KV.IBU_DESIRED." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
+		RefusedSubject: "$KV." + buckets.Desired.Name() + "." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
 		Reason: reason, Message: clip(msg, 1000),
 	})
 }
