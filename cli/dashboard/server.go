@@ -15,9 +15,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"ibu.dev/shared/bus"
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/store"
 )
 
 //go:embed static
@@ -42,7 +43,7 @@ type Server struct {
 	o   Options
 	log *slog.Logger
 
-	status jetstream.KeyValue
+	status *store.Bucket[state.Status]
 
 	mu      sync.Mutex
 	m       *model
@@ -95,38 +96,60 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) run(ctx context.Context) error {
-	var err error
-	if s.status, err = s.js.KeyValue(ctx, bus.BucketStatus); err != nil {
-		return fmt.Errorf("open %s: %w", bus.BucketStatus, err)
+	plans, err := store.Open(ctx, s.js, buckets.Plans)
+	if err != nil {
+		return err
+	}
+	clusters, err := store.Open(ctx, s.js, buckets.Clusters)
+	if err != nil {
+		return err
+	}
+	if s.status, err = store.Open(ctx, s.js, buckets.Status); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	synced := make(chan error, 3)
-	lost := make(chan error, 3)
-	for _, b := range []struct {
-		bucket string
-		apply  func(jetstream.KeyValueEntry)
-	}{{bus.BucketPlans, s.applyPlan}, {bus.BucketClusters, s.applyCluster}, {bus.BucketStatus, s.applyStatus}} {
-		kv, err := s.js.KeyValue(ctx, b.bucket)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", b.bucket, err)
+	var done []<-chan struct{}
+	defer func() {
+		cancel()
+		for _, d := range done {
+			<-d
 		}
-		w, err := kv.WatchAll(ctx)
-		if err != nil {
-			return fmt.Errorf("watch %s: %w", b.bucket, err)
-		}
-		wg.Go(func() { s.follow(ctx, w, b.apply, synced, lost) })
+	}()
+	type cache interface {
+		WaitForSync(context.Context) error
+		Done() <-chan struct{}
+		Err() error
 	}
-	for range 3 {
-		select {
-		case err := <-synced:
-			if err != nil {
-				return err
+	var caches []cache
+	pc, err := store.NewCache(ctx, plans, store.CacheOptions[state.Plan]{OnEvent: s.applyPlan})
+	if err != nil {
+		return err
+	}
+	caches = append(caches, pc)
+	cc, err := store.NewCache(ctx, clusters, store.CacheOptions[state.Cluster]{OnEvent: s.applyCluster})
+	if err != nil {
+		return err
+	}
+	caches = append(caches, cc)
+	sc, err := store.NewCache(ctx, s.status, store.CacheOptions[state.Status]{OnEvent: s.applyStatus})
+	if err != nil {
+		return err
+	}
+	caches = append(caches, sc)
+	lost := make(chan error, len(caches))
+	for _, c := range caches {
+		done = append(done, c.Done())
+		go func() {
+			<-c.Done()
+			lost <- c.Err()
+		}()
+	}
+	for _, c := range caches {
+		if err := c.WaitForSync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-		case <-ctx.Done():
-			return nil
+			return err
 		}
 	}
 	s.mu.Lock()
@@ -142,85 +165,65 @@ func (s *Server) run(ctx context.Context) error {
 			return nil
 		case err := <-lost:
 			s.closeClients()
-			return err
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("the dashboard would go stale: %w", err)
 		case <-t.C:
 			s.flush()
 		}
 	}
 }
 
-func (s *Server) follow(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), synced, lost chan<- error) {
-	defer w.Stop()
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				if initial {
-					synced <- errors.New("watch closed before its initial values")
-				} else if ctx.Err() == nil {
-					lost <- errors.New("a KV watch ended: the dashboard would go stale")
-				}
-				return
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					synced <- nil
-				}
-				continue
-			}
-			apply(e)
-		}
-	}
-}
-
-func (s *Server) applyPlan(e jetstream.KeyValueEntry) {
-	if e.Operation() != jetstream.KeyValuePut {
+func (s *Server) applyPlan(e store.Event[state.Plan]) {
+	if e.Op != store.Put {
 		return
 	}
-	var p state.Plan
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
-		s.log.Warn("unreadable plan record", "plan", e.Key(), "error", err)
+	if e.Err != nil {
+		s.log.Warn("unreadable plan record", "plan", e.Key, "error", e.Err)
 		return
 	}
 	s.mu.Lock()
-	s.m.putPlan(p)
+	s.m.putPlan(e.Value)
 	s.mu.Unlock()
 }
 
-func (s *Server) applyCluster(e jetstream.KeyValueEntry) {
+func (s *Server) applyCluster(e store.Event[state.Cluster]) {
+	if e.Op == store.Synced {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.m.clusters, e.Key())
-		s.m.refresh(e.Key())
+	if e.Op != store.Put {
+		delete(s.m.clusters, e.Key)
+		s.m.refresh(e.Key)
 		return
 	}
-	var c state.Cluster
-	if err := json.Unmarshal(e.Value(), &c); err != nil {
-		s.log.Warn("unreadable cluster record", "cluster", e.Key(), "error", err)
+	if e.Err != nil {
+		s.log.Warn("unreadable cluster record", "cluster", e.Key, "error", e.Err)
 		return
 	}
-	c.ClusterID = e.Key()
+	c := e.Value
+	c.ClusterID = e.Key
 	s.m.putCluster(c)
 }
 
-func (s *Server) applyStatus(e jetstream.KeyValueEntry) {
+func (s *Server) applyStatus(e store.Event[state.Status]) {
+	if e.Op == store.Synced {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		s.m.delete(e.Key())
+	if e.Op != store.Put {
+		s.m.delete(e.Key)
 		return
 	}
-	var st state.Status
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		s.log.Warn("unreadable status", "cluster", e.Key(), "error", err)
+	if e.Err != nil {
+		s.log.Warn("unreadable status", "cluster", e.Key, "error", e.Err)
 		return
 	}
-	st.ClusterID = e.Key()
+	st := e.Value
+	st.ClusterID = e.Key
 	s.m.putStatus(st)
 }
 
@@ -362,14 +365,17 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := ClusterView{Status: state.Status{ClusterID: id}}
-	e, err := s.status.Get(r.Context(), id)
+	st, _, err := s.status.Get(r.Context(), id)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(e.Value(), &v.Status); err != nil {
-			http.Error(w, fmt.Sprintf("status of %s: %v", id, err), http.StatusBadGateway)
-			return
+		if st.ClusterID == "" {
+			st.ClusterID = id
 		}
-	case errors.Is(err, jetstream.ErrKeyNotFound):
+		v.Status = st
+	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrDecode):
+		http.Error(w, fmt.Sprintf("status of %s: %v", id, err), http.StatusBadGateway)
+		return
 	default:
 		http.Error(w, fmt.Sprintf("read status of %s: %v", id, err), http.StatusBadGateway)
 		return

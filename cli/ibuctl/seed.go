@@ -2,7 +2,6 @@ package ibuctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -10,11 +9,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/store"
 )
 
 // runSeed: ibuctl seed build|status.
@@ -85,13 +84,13 @@ func runSeedBuild(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	var w jetstream.KeyWatcher
+	var w *store.Watcher[state.SeedBuild]
 	if *wait > 0 {
-		kv, err := openBucket(ctx, js, bus.BucketSeedBuilds)
+		kv, err := openBucket(ctx, js, buckets.SeedBuilds.Name())
 		if err != nil {
 			return err
 		}
-		if w, err = kv.Watch(ctx, *id); err != nil {
+		if w, err = store.Wrap(kv, buckets.SeedBuilds).Watch(ctx, []string{*id}); err != nil {
 			return err
 		}
 		defer w.Stop()
@@ -110,14 +109,17 @@ func runSeedBuild(ctx context.Context, io IO, args []string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("seed build %s: still running after %s (ibuctl seed status)", *id, *wait)
-		case en := <-w.Updates():
-			if en == nil {
+		case en, ok := <-w.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					continue // the deadline's message, above
+				}
+				return fmt.Errorf("seed build %s: %w", *id, store.ErrWatchLost)
+			}
+			if en.Op != store.Put || en.Err != nil {
 				continue
 			}
-			var r state.SeedBuild
-			if json.Unmarshal(en.Value(), &r) != nil {
-				continue
-			}
+			r := en.Value
 			if line := seedLine(r); line != last {
 				fmt.Fprintln(io.Out, line)
 				last = line
@@ -163,7 +165,7 @@ func runSeedStatus(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	kv, err := openBucket(ctx, js, bus.BucketSeedBuilds)
+	kv, err := openBucket(ctx, js, buckets.SeedBuilds.Name())
 	if err != nil {
 		return err
 	}
@@ -176,8 +178,8 @@ func runSeedStatus(ctx context.Context, io IO, args []string) error {
 		if strings.HasPrefix(en.Key(), "lock.") {
 			continue
 		}
-		var r state.SeedBuild
-		if err := json.Unmarshal(en.Value(), &r); err != nil {
+		r, err := buckets.SeedBuilds.Codec().Decode(en.Value())
+		if err != nil {
 			return fmt.Errorf("build %s: %w", en.Key(), err)
 		}
 		if len(pos) > 0 && !contains(pos, r.BuildID) && !contains(pos, r.ClusterID) {

@@ -8,14 +8,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/store"
 )
 
 // Limits of the live view, so that a fleet of thousands stays readable.
@@ -551,7 +554,7 @@ func drain(pw, sw jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry, bool
 // allPlans shows every active plan's summary; with watch, again on every
 // change of IBU_PLANS until Ctrl-C.
 func (v *viewer) allPlans(ctx context.Context, js jetstream.JetStream, watch bool) error {
-	kv, err := openBucket(ctx, js, bus.BucketPlans)
+	kv, err := openBucket(ctx, js, buckets.Plans.Name())
 	if err != nil {
 		return err
 	}
@@ -562,40 +565,51 @@ func (v *viewer) allPlans(ctx context.Context, js jetstream.JetStream, watch boo
 		wctx, tcancel = context.WithTimeout(wctx, readTimeout)
 		defer tcancel()
 	}
-	w, err := kv.WatchAll(wctx)
+	// Values that do not decode are reported here, between draws, not from
+	// the cache's goroutine.
+	var mu sync.Mutex
+	var unreadable []error
+	c, err := store.NewCache(wctx, store.Wrap(kv, buckets.Plans), store.CacheOptions[state.Plan]{
+		OnEvent: func(e store.Event[state.Plan]) {
+			if e.Err != nil {
+				mu.Lock()
+				unreadable = append(unreadable, e.Err)
+				mu.Unlock()
+			}
+		},
+	})
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", bus.BucketPlans, err)
+		return fmt.Errorf("watch %s: %w", buckets.Plans.Name(), err)
 	}
-	defer w.Stop()
-	plans := map[string]state.Plan{}
-	ready := false
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("watch %s: watcher closed", bus.BucketPlans)
-			}
-			switch {
-			case e == nil:
-				ready = true
-			case e.Operation() != jetstream.KeyValuePut:
-				delete(plans, e.Key())
-			default:
-				p, err := decodePlan(e.Value())
-				if err != nil {
-					fmt.Fprintf(v.io.Err, "ibuctl: %s/%s: %v\n", bus.BucketPlans, e.Key(), err)
-					continue
-				}
-				plans[e.Key()] = p
-			}
-		case <-wctx.Done():
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read %s: no answer from the hub within %s", bus.BucketPlans, readTimeout)
+	if err := c.WaitForSync(wctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
 		}
-		if !ready || len(w.Updates()) > 0 {
-			continue
+		if wctx.Err() != nil {
+			return fmt.Errorf("read %s: no answer from the hub within %s", buckets.Plans.Name(), readTimeout)
+		}
+		return err
+	}
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-c.Changes():
+			case <-c.Done():
+				if ctx.Err() != nil {
+					return nil
+				}
+				return c.Err()
+			}
+		}
+		mu.Lock()
+		for _, err := range unreadable {
+			fmt.Fprintf(v.io.Err, "ibuctl: %v\n", err)
+		}
+		unreadable = nil
+		mu.Unlock()
+		plans := map[string]state.Plan{}
+		for _, e := range c.List() {
+			plans[e.Key] = e.Value
 		}
 		var active []state.Plan
 		for _, p := range plans {

@@ -12,10 +12,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/node-agent/host"
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/store"
 )
 
 // Agent runs one cluster's image-based upgrade on its host.
@@ -77,7 +79,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer close(hbDone); a.heartbeat(ctx) }()
 	defer func() { cancel(); <-hbDone }()
 
-	w, err := a.desired.Watch(ctx, a.cfg.ClusterID)
+	w, err := store.Wrap(a.desired, buckets.Desired).Watch(ctx, []string{a.cfg.ClusterID})
 	if err != nil {
 		return fmt.Errorf("watch desired state: %w", err)
 	}
@@ -111,7 +113,7 @@ func (a *Agent) Run(ctx context.Context) error {
 var errStopped = errors.New("stopped")
 
 // step waits for one thing to happen and handles it.
-func (l *loop) step(ctx context.Context, w jetstream.KeyWatcher, timer <-chan time.Time) error {
+func (l *loop) step(ctx context.Context, w *store.Watcher[state.Desired], timer <-chan time.Time) error {
 	{
 		select {
 		case <-ctx.Done():
@@ -123,7 +125,7 @@ func (l *loop) step(ctx context.Context, w jetstream.KeyWatcher, timer <-chan ti
 				}
 				return errors.New("desired state watch closed")
 			}
-			if entry == nil { // initial values delivered
+			if entry.Op == store.Synced { // initial values delivered
 				return nil
 			}
 			return l.desiredChanged(ctx, entry)

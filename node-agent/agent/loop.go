@@ -7,16 +7,17 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/journal"
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/store"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -98,13 +99,17 @@ func (l *loop) resume(ctx context.Context) error {
 }
 
 // desiredChanged acts on a new IBU_DESIRED value.
-func (l *loop) desiredChanged(ctx context.Context, entry jetstream.KeyValueEntry) error {
-	if entry.Operation() != jetstream.KeyValuePut {
+func (l *loop) desiredChanged(ctx context.Context, entry store.Event[state.Desired]) error {
+	if entry.Op != store.Put {
 		return nil // a deleted desired state asks for nothing
 	}
-	d, err := state.DecodeDesired(entry.Value())
-	if err != nil {
-		return l.refuse(ctx, d, "InvalidDesiredState", err.Error())
+	d := entry.Value
+	if entry.Err != nil {
+		// The contract's own words in the condition, not the watch's.
+		var err error
+		if d, err = state.DecodeDesired(entry.Raw); err != nil {
+			return l.refuse(ctx, d, "InvalidDesiredState", err.Error())
+		}
 	}
 	if d.ClusterID != l.a.cfg.ClusterID {
 		return l.refuse(ctx, d, "WrongCluster", fmt.Sprintf("desired state names cluster %q, this is %q", d.ClusterID, l.a.cfg.ClusterID))
@@ -154,7 +159,7 @@ func (l *loop) refuseTransition(ctx context.Context, d state.Desired, te *stages
 	l.a.log.Warn("desired stage refused", "desired", d.Stage, "generation", d.Generation, "code", te.Code, "reason", te.Message)
 	return l.a.emit(ctx, events.Rejected{
 		ClusterID: l.a.cfg.ClusterID, PlanID: d.PlanID, RefusedType: events.TypeDesiredStageSet,
-		RefusedSubject: "$KV.IBU_DESIRED." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
+		RefusedSubject: "$KV." + buckets.Desired.Name() + "." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
 		Reason: stages.ReasonInvalidTransition, Message: te.Error(),
 	})
 }
@@ -164,7 +169,7 @@ func (l *loop) refuse(ctx context.Context, d state.Desired, reason, msg string) 
 	l.a.log.Warn("desired state refused", "reason", reason, "error", msg)
 	return l.a.emit(ctx, events.Rejected{
 		ClusterID: l.a.cfg.ClusterID, PlanID: d.PlanID, RefusedType: events.TypeDesiredStageSet,
-		RefusedSubject: "$KV.IBU_DESIRED." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
+		RefusedSubject: "$KV." + buckets.Desired.Name() + "." + l.a.cfg.ClusterID, Service: events.ServiceNodeAgent,
 		Reason: reason, Message: events.Clip(msg, 1000),
 	})
 }

@@ -2,28 +2,24 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/store"
 )
 
 func (a *Agent) readStatus(ctx context.Context) (state.Status, error) {
-	var st state.Status
-	e, err := a.status.Get(ctx, a.cfg.ClusterID)
-	if err != nil {
-		if err == jetstream.ErrKeyNotFound {
-			return state.Status{ClusterID: a.cfg.ClusterID, Position: stages.IdlePosition}, nil
-		}
-		return st, fmt.Errorf("read status: %w", err)
+	st, _, err := store.Wrap(a.status, buckets.Status).Get(ctx, a.cfg.ClusterID)
+	if errors.Is(err, store.ErrNotFound) {
+		return state.Status{ClusterID: a.cfg.ClusterID, Position: stages.IdlePosition}, nil
 	}
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
+	if err != nil {
 		return st, fmt.Errorf("read status: %w", err)
 	}
 	return st, nil

@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"ibu.dev/shared/buckets"
 )
 
-// spokeWrittenBuckets are the buckets in which every spoke writes its own
-// key. A spoke's credentials allow publishing to $KV.<bucket>.<cluster>;
-// with rollups allowed, a "Nats-Rollup: all" header on that one message
+// Spoke-written buckets (SpokeWritten in the catalogue, shared/buckets) are
+// those in which every spoke writes its own key. A spoke's credentials
+// allow publishing to $KV.<bucket>.<cluster>; with rollups allowed, a "Nats-Rollup: all" header on that one message
 // would wipe every cluster's key, so their streams refuse rollups (and
 // stream purges): delete keys, never purge them.
-var spokeWrittenBuckets = []string{BucketStatus, BucketClusters}
 
 // hardenBucket sets a bucket stream's limits that the KV API has no field
 // for: the consumer limit; direct gets (so that a spoke's read of its own
@@ -27,8 +28,8 @@ func hardenBucket(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyV
 	bucket := kv.Bucket
 	stream := "KV_" + bucket
 	spokeWritten := false
-	for _, b := range spokeWrittenBuckets {
-		spokeWritten = spokeWritten || b == bucket
+	for _, b := range buckets.All() {
+		spokeWritten = spokeWritten || (b.Name == bucket && b.SpokeWritten)
 	}
 	return retryEnsure(ctx, func(ctx context.Context) error {
 		st, err := js.Stream(ctx, stream)

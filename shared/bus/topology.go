@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/events"
 )
 
@@ -23,12 +24,14 @@ const (
 	StreamDLQ = "IBU_DLQ"
 )
 
-// KV bucket names (the topology table in docs/architecture.md).
+// KV bucket names, from the catalogue in shared/buckets (which describes
+// each bucket and gives typed descriptors; prefer those). The topology
+// table in docs/architecture.md lists them.
 const (
-	BucketClusters = "IBU_CLUSTERS"
-	BucketPlans    = "IBU_PLANS"
-	BucketDesired  = "IBU_DESIRED"
-	BucketStatus   = "IBU_STATUS"
+	BucketClusters = buckets.NameClusters
+	BucketPlans    = buckets.NamePlans
+	BucketDesired  = buckets.NameDesired
+	BucketStatus   = buckets.NameStatus
 )
 
 // Topology defaults.
@@ -38,7 +41,7 @@ const (
 	DefaultDuplicateWindow = 2 * time.Minute
 	// DefaultStateHistory is the number of revisions IBU_DESIRED and
 	// IBU_STATUS keep per key.
-	DefaultStateHistory = 10
+	DefaultStateHistory = buckets.DefaultStateHistory
 )
 
 // TopologyOption adjusts EnsureTopology.
@@ -132,25 +135,25 @@ func StreamConfigs(opts ...TopologyOption) []jetstream.StreamConfig {
 }
 
 // KeyValueConfigs returns the configuration EnsureTopology applies to the
-// four KV buckets.
+// key-value buckets of the catalogue (shared/buckets) that the topology
+// creates, in the catalogue's order.
 func KeyValueConfigs(opts ...TopologyOption) []jetstream.KeyValueConfig {
 	o := topologyDefaults(opts)
-	kv := func(name, desc string, history uint8) jetstream.KeyValueConfig {
-		return jetstream.KeyValueConfig{
-			Bucket:      name,
-			Description: desc,
-			History:     history,
+	var out []jetstream.KeyValueConfig
+	for _, b := range buckets.All() {
+		if b.Kind != buckets.KeyValue || b.CreatedBy != buckets.ByTopology {
+			continue
+		}
+		out = append(out, jetstream.KeyValueConfig{
+			Bucket:      b.Name,
+			Description: b.Description,
+			History:     b.History,
+			TTL:         b.TTL,
 			Storage:     jetstream.FileStorage,
 			Replicas:    o.replicas,
-		}
+		})
 	}
-	return []jetstream.KeyValueConfig{
-		kv(BucketClusters, "ibu cluster inventory, written by node-agents", 1),
-		kv(BucketPlans, "ibu upgrade plans and their fleet status", 5),
-		kv(BucketDesired, "ibu desired state per cluster", DefaultStateHistory),
-		kv(BucketStatus, "ibu observed state per cluster", DefaultStateHistory),
-		kv(BucketSeedBuilds, "ibu seed builds and their results", 5),
-	}
+	return out
 }
 
 // EnsureTopology creates every stream and KV bucket, or updates them to the

@@ -19,12 +19,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"ibu.dev/shared/buckets"
 )
 
-// Bucket is the KV bucket of the pull budget. Keys: limit.<registry> (the
-// number of slots, written by the precache service) and
-// slot.<registry>.<n> (a held slot).
-const Bucket = "IBU_PULL_BUDGET"
+// Bucket is the KV bucket of the pull budget (buckets.PullBudget). Keys:
+// limit.<registry> (the number of slots, written by the precache service)
+// and slot.<registry>.<n> (a held slot).
+const Bucket = buckets.NamePullBudget
 
 // DefaultTTL is how long a slot stays held without renewal.
 const DefaultTTL = 30 * time.Second
@@ -36,9 +38,10 @@ var ErrNoBudget = errors.New("no pull budget configured")
 // Ensure creates (or updates) the budget bucket. The precache service calls
 // it; agents only open it.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	spec := buckets.PullBudget.Spec()
 	_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: Bucket, Description: "ibu fleet-wide image pull budget: slots per registry, held by leases",
-		History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		Bucket: spec.Name, Description: spec.Description,
+		History: spec.History, TTL: spec.TTL, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})
 	if err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", Bucket, err)

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,10 +12,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/state"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/store"
 )
 
 // Config tunes a scheduler replica.
@@ -103,46 +104,81 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 func (s *Scheduler) run(ctx context.Context) error {
-	var err error
-	for _, b := range []struct {
-		name string
-		kv   *jetstream.KeyValue
-	}{{bus.BucketPlans, &s.plans}, {bus.BucketClusters, &s.clusters}, {bus.BucketDesired, &s.desired}, {bus.BucketStatus, &s.status}} {
-		if *b.kv, err = s.js.KeyValue(ctx, b.name); err != nil {
-			return fmt.Errorf("open %s: %w", b.name, err)
-		}
+	plans, err := store.Open(ctx, s.js, buckets.Plans)
+	if err != nil {
+		return err
 	}
+	clusters, err := store.Open(ctx, s.js, buckets.Clusters)
+	if err != nil {
+		return err
+	}
+	desired, err := store.Open(ctx, s.js, buckets.Desired)
+	if err != nil {
+		return err
+	}
+	status, err := store.Open(ctx, s.js, buckets.Status)
+	if err != nil {
+		return err
+	}
+	s.plans, s.clusters, s.desired, s.status = plans.KV(), clusters.KV(), desired.KV(), status.KV()
 	unregister, err := s.registerMetrics(s.cfg.Telemetry.Meter)
 	if err != nil {
 		return fmt.Errorf("scheduler metrics: %w", err)
 	}
 	defer func() { _ = unregister() }()
 	ctx, cancel := context.WithCancel(ctx)
-	synced := make(chan error, 4)
-	var wg sync.WaitGroup
-	// Cancel before waiting: the watchers end on ctx, so an early return
-	// (a watch refused at start) must stop them rather than wait for them.
-	defer func() { cancel(); wg.Wait() }()
-	for _, w := range []struct {
-		kv    jetstream.KeyValue
-		apply func(jetstream.KeyValueEntry)
-	}{{s.plans, s.applyPlan}, {s.clusters, s.applyCluster}, {s.desired, s.applyDesired}, {s.status, s.applyStatus}} {
-		watcher, err := w.kv.WatchAll(ctx)
-		if err != nil {
-			return fmt.Errorf("watch %s: %w", w.kv.Bucket(), err)
+	// Cancel before waiting: the caches end on ctx, so an early return (a
+	// watch refused at start) must stop them rather than wait for them.
+	var done []<-chan struct{}
+	defer func() {
+		cancel()
+		for _, d := range done {
+			<-d
 		}
-		wg.Go(func() { s.follow(ctx, watcher, w.apply, synced) })
+	}()
+	// lost receives the first cache that ends while ctx is live: its
+	// watch is lost, and deciding on a stale cache is not allowed.
+	lost := make(chan error, 4)
+	var caches []interface {
+		WaitForSync(context.Context) error
+		Done() <-chan struct{}
+		Err() error
+	}
+	pc, err := store.NewCache(ctx, plans, store.CacheOptions[state.Plan]{OnEvent: follow(s, s.applyPlan)})
+	if err != nil {
+		return err
+	}
+	caches = append(caches, pc)
+	cc, err := store.NewCache(ctx, clusters, store.CacheOptions[state.Cluster]{OnEvent: follow(s, s.applyCluster)})
+	if err != nil {
+		return err
+	}
+	caches = append(caches, cc)
+	dc, err := store.NewCache(ctx, desired, store.CacheOptions[state.Desired]{OnEvent: follow(s, s.applyDesired)})
+	if err != nil {
+		return err
+	}
+	caches = append(caches, dc)
+	sc, err := store.NewCache(ctx, status, store.CacheOptions[state.Status]{OnEvent: follow(s, s.applyStatus)})
+	if err != nil {
+		return err
+	}
+	caches = append(caches, sc)
+	for _, c := range caches {
+		done = append(done, c.Done())
+		go func() {
+			<-c.Done()
+			lost <- c.Err()
+		}()
 	}
 	// Decide nothing before every cache holds the current state: a desired
 	// generation missed here would be written again, lower, and ignored.
-	for range 4 {
-		select {
-		case err := <-synced:
-			if err != nil {
-				return err
+	for _, c := range caches {
+		if err := c.WaitForSync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-		case <-ctx.Done():
-			return nil
+			return err
 		}
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamRequests, "scheduler", s.handleRequest,
@@ -160,6 +196,11 @@ func (s *Scheduler) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-lost:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		case <-s.wake:
 		case <-tick.C:
 		}
@@ -173,91 +214,73 @@ func (s *Scheduler) poke() {
 	}
 }
 
-// follow applies a KV watch to the caches; it reports once when the
-// initial values are in.
-func (s *Scheduler) follow(ctx context.Context, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), synced chan<- error) {
-	defer w.Stop()
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
+// follow turns a cache's events into apply calls; once the cache holds the
+// initial values, every change wakes the reconciler.
+func follow[T any](s *Scheduler, apply func(store.Event[T])) func(store.Event[T]) {
+	return func(e store.Event[T]) {
+		if e.Op == store.Synced {
 			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				if initial {
-					synced <- errors.New("watch closed before its initial values")
-				}
-				return
-			}
-			if e == nil {
-				if initial {
-					initial = false
-					synced <- nil
-				}
-				continue
-			}
-			apply(e)
-			if !initial {
-				s.poke()
-			}
+		}
+		apply(e)
+		if !e.Initial {
+			s.poke()
 		}
 	}
 }
 
-func (s *Scheduler) applyPlan(e jetstream.KeyValueEntry) {
+func (s *Scheduler) applyPlan(e store.Event[state.Plan]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.planCache, e.Key())
+	if e.Op != store.Put {
+		delete(s.planCache, e.Key)
 		return
 	}
-	var p state.Plan
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
-		s.log.Error("unreadable plan record", "plan", e.Key(), "error", err)
+	if e.Err != nil {
+		s.log.Error("unreadable plan record", "plan", e.Key, "error", e.Err)
 		return
 	}
-	if cur, ok := s.planCache[e.Key()]; ok && cur.rev > e.Revision() {
+	if cur, ok := s.planCache[e.Key]; ok && cur.rev > e.Revision {
 		return
 	}
-	s.planCache[e.Key()] = planEntry{plan: p, rev: e.Revision()}
+	s.planCache[e.Key] = planEntry{plan: e.Value, rev: e.Revision}
 }
 
-func (s *Scheduler) applyCluster(e jetstream.KeyValueEntry) {
+func (s *Scheduler) applyCluster(e store.Event[state.Cluster]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.clusterSeen, e.Key())
+	if e.Op != store.Put {
+		delete(s.clusterSeen, e.Key)
 		return
 	}
-	var c state.Cluster
-	if json.Unmarshal(e.Value(), &c) == nil {
-		s.clusterSeen[e.Key()] = c
+	if e.Err == nil {
+		s.clusterSeen[e.Key] = e.Value
 	}
 }
 
-func (s *Scheduler) applyDesired(e jetstream.KeyValueEntry) {
+func (s *Scheduler) applyDesired(e store.Event[state.Desired]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
+	if e.Op != store.Put {
 		return // a deleted key keeps its last generation: never go back
 	}
+	// Only the generation matters here, also of a value the contract
+	// refuses (e.Err): read it from the raw value as stored.
 	var d struct {
 		Generation int64 `json:"generation"`
 	}
-	if json.Unmarshal(e.Value(), &d) == nil && d.Generation > s.desiredGen[e.Key()] {
-		s.desiredGen[e.Key()] = d.Generation
+	if json.Unmarshal(e.Raw, &d) == nil && d.Generation > s.desiredGen[e.Key] {
+		s.desiredGen[e.Key] = d.Generation
 	}
 }
 
-func (s *Scheduler) applyStatus(e jetstream.KeyValueEntry) {
+func (s *Scheduler) applyStatus(e store.Event[state.Status]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(s.statusSeen, e.Key())
+	if e.Op != store.Put {
+		delete(s.statusSeen, e.Key)
 		return
 	}
-	var st state.Status
-	if json.Unmarshal(e.Value(), &st) == nil {
-		s.statusSeen[e.Key()] = st
+	if e.Err == nil {
+		s.statusSeen[e.Key] = e.Value
 	}
 }

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,12 +15,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/store"
 )
 
 // Config is the seed-builder's configuration.
@@ -114,7 +115,7 @@ func New(js jetstream.JetStream, cfg Config) *Service {
 // time per replica; run more replicas for more.
 func (s *Service) Run(ctx context.Context) error {
 	var err error
-	if s.builds, err = s.js.KeyValue(ctx, bus.BucketSeedBuilds); err != nil {
+	if s.builds, err = s.js.KeyValue(ctx, buckets.SeedBuilds.Name()); err != nil {
 		return fmt.Errorf("open %s: %w", bus.BucketSeedBuilds, err)
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamRequests, events.ServiceSeedBuilder, s.handle,
@@ -248,13 +249,14 @@ func (b *build) validate(ctx context.Context) ([]seedimage.Option, error) {
 	if _, ok := ref.(name.Tag); !ok || strings.Contains(b.req.SeedImage, "@") {
 		return nil, fail(ph, ReasonInvalidImageReference, "%s: name a tag, not a digest", b.req.SeedImage)
 	}
-	clusters, err := b.s.js.KeyValue(ctx, bus.BucketClusters)
+	clusters, err := store.Open(ctx, b.s.js, buckets.Clusters)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := clusters.Get(ctx, b.req.ClusterID); errors.Is(err, jetstream.ErrKeyNotFound) {
+	// Registered is what counts here, whatever the record says.
+	if _, _, err := clusters.Get(ctx, b.req.ClusterID); errors.Is(err, store.ErrNotFound) {
 		return nil, fail(ph, ReasonUnknownCluster, "cluster %s is not registered", b.req.ClusterID)
-	} else if err != nil {
+	} else if err != nil && !errors.Is(err, store.ErrDecode) {
 		return nil, err
 	}
 	if err := b.checkIdle(ctx); err != nil {
@@ -281,19 +283,17 @@ func (b *build) validate(ctx context.Context) ([]seedimage.Option, error) {
 }
 
 func (b *build) checkIdle(ctx context.Context) error {
-	status, err := b.s.js.KeyValue(ctx, bus.BucketStatus)
+	status, err := store.Open(ctx, b.s.js, buckets.Status)
 	if err != nil {
 		return err
 	}
-	e, err := status.Get(ctx, b.req.ClusterID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	st, _, err := status.Get(ctx, b.req.ClusterID)
+	if errors.Is(err, store.ErrNotFound) {
 		return fail(events.SeedValidating, ReasonClusterNotIdle, "cluster %s has reported no status", b.req.ClusterID)
+	} else if errors.Is(err, store.ErrDecode) {
+		return fmt.Errorf("status of %s: %w", b.req.ClusterID, err)
 	} else if err != nil {
 		return err
-	}
-	var st state.Status
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		return fmt.Errorf("status of %s: %w", b.req.ClusterID, err)
 	}
 	if st.Stage != stages.Idle || st.State == stages.InProgress {
 		return fail(events.SeedValidating, ReasonClusterNotIdle, "cluster %s is at %s, not Idle", b.req.ClusterID, st.Position)
@@ -330,15 +330,11 @@ func (b *build) lock(ctx context.Context) error {
 // running: the build's record says Running (or cannot be read, which
 // counts as running: refusing is the safe side).
 func (b *build) running(ctx context.Context, id string) bool {
-	e, err := b.s.builds.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	r, _, err := store.Wrap(b.s.builds, buckets.SeedBuilds).Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return false
 	}
 	if err != nil {
-		return true
-	}
-	var r state.SeedBuild
-	if json.Unmarshal(e.Value(), &r) != nil {
 		return true
 	}
 	return r.State == state.SeedBuildRunning
