@@ -3,6 +3,8 @@ package events
 import (
 	"fmt"
 	"sort"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 )
 
 // Ask is one request/answer pair of the contract: a task sent by Asker to
@@ -83,6 +85,23 @@ func ClusterEventFilter(cluster string) (string, error) {
 		return "", fmt.Errorf("cluster event filter: %q is the plan namespace: %w", cluster, ErrInvalidID)
 	}
 	return "ibu.event." + cluster + ".>", nil
+}
+
+// FailureOf decodes the data of a failed answer: a pointer to the Go type
+// of e's type (e.g. *SeedCaptureFailed), which must be a Failure.
+func FailureOf(e cloudevents.Event) (Failure, error) {
+	s, ok := Lookup(e.Type())
+	if !ok {
+		return nil, decodeErr(ErrUnknownType, e.Type(), e.ID(), "not a type of the contract")
+	}
+	f, ok := s.NewData().(Failure)
+	if !ok {
+		return nil, decodeErr(ErrSchema, e.Type(), e.ID(), "%s is not a failed answer", e.Type())
+	}
+	if err := decodeData(e.Data(), f); err != nil {
+		return nil, decodeErr(ErrSchema, e.Type(), e.ID(), "decode data: %v", err)
+	}
+	return f, nil
 }
 
 // Failure implements Failure.

@@ -57,6 +57,26 @@ func TestFailure(t *testing.T) {
 	}
 }
 
+func TestFailureOf(t *testing.T) {
+	e, err := New("/t", "sno-001", SeedCaptureFailed{ClusterID: "sno-001", BuildID: "b1", Mode: CaptureFull,
+		Reason: "ExportFailed", Message: "disk full", WorkloadsRunning: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := FailureOf(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := f.(*SeedCaptureFailed)
+	if r, m := f.Failure(); !ok || r != "ExportFailed" || m != "disk full" || !sc.WorkloadsRunning {
+		t.Errorf("FailureOf = %#v", f)
+	}
+	ok2, _ := New("/t", "sno-001", HealthPassed{ClusterID: "sno-001", Generation: 1, Step: "s"})
+	if _, err := FailureOf(ok2); !errors.Is(err, ErrSchema) {
+		t.Errorf("FailureOf(health.passed) = %v; want ErrSchema", err)
+	}
+}
+
 func TestClusterEventFilter(t *testing.T) {
 	got, err := ClusterEventFilter("sno-001")
 	if err != nil || got != "ibu.event.sno-001.>" {
