@@ -85,7 +85,7 @@ func TestAskIgnoresOthers(t *testing.T) {
 	pub := bus.NewPublisher(js)
 	req := healthRequest("c.r.1.mine")
 	req.Since = time.Now().Add(-time.Minute)
-	answerEvent(t, pub, events.AnswerID("c.r.1.other"), passed(1))                                  // another request's
+	answerEvent(t, pub, events.AnswerID("c.r.1.other"), passed(1))                                // another request's
 	answerEvent(t, pub, events.AnswerID("c.r.2.mine"), events.HealthFailed{ClusterID: askCluster, // another request's failure
 		Generation: 2, Step: "PostPivot", Reason: "TimedOut", Message: "not mine"})
 	// Of another type, with the answer's id (and another message id, or

@@ -4,11 +4,11 @@ package events
 // service answers with the plan on the cluster's event subject, and the
 // agent reports progress.
 const (
-	TypePrecacheRequested     = "dev.ibu.precache.requested.v1"
-	TypePrecachePlanned       = "dev.ibu.precache.planned.v1"
-	TypePrecacheProgress      = "dev.ibu.precache.progress.v1"
-	TypePrecacheCompleted     = "dev.ibu.precache.completed.v1"
-	TypePrecacheFailed        = "dev.ibu.precache.failed.v1"
+	TypePrecacheRequested = "dev.ibu.precache.requested.v1"
+	TypePrecachePlanned   = "dev.ibu.precache.planned.v1"
+	TypePrecacheProgress  = "dev.ibu.precache.progress.v1"
+	TypePrecacheCompleted = "dev.ibu.precache.completed.v1"
+	TypePrecacheFailed    = "dev.ibu.precache.failed.v1"
 )
 
 func init() {
