@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,6 +18,7 @@ import (
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/pullbudget"
 	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/telemetry"
 )
 
 // Source is the CloudEvents source of everything the service publishes.
@@ -62,7 +62,6 @@ type Service struct {
 	js   jetstream.JetStream
 	cfg  Config
 	log  *slog.Logger
-	pub  *bus.Publisher
 	mfs  *manifests
 	pool *pullbudget.Pool
 }
@@ -79,7 +78,7 @@ func New(js jetstream.JetStream, cfg Config) *Service {
 		cfg.ManifestParallelism = 8
 	}
 	return &Service{js: js, cfg: cfg, log: cfg.Logger.With("service", events.ServicePrecache, "replica", cfg.Name),
-		pub: bus.NewPublisher(js, bus.PublishTracerProvider(cfg.Tracer)), mfs: newManifests(cfg.Remote, 10_000)}
+		mfs: newManifests(cfg.Remote, 10_000)}
 }
 
 // Start creates the budget bucket and starts consuming; Stop the returned
@@ -98,11 +97,10 @@ func (s *Service) Start(ctx context.Context) (*bus.Subscription, error) {
 			return nil, err
 		}
 	}
-	subject := "ibu.task." + events.ServicePrecache + ".>"
-	return bus.Consume(ctx, s.js, bus.StreamTasks, events.ServicePrecache, s.handle,
-		bus.ConsumeService(events.ServicePrecache), bus.ConsumeFilterSubjects(subject),
-		bus.ConsumeConcurrency(4), bus.ConsumeLogger(s.log), bus.ConsumeRejectedEvents(Source),
-		bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
+	return bus.ServeTasks(ctx, s.js, bus.TaskWorker{Service: events.ServicePrecache, Source: Source,
+		Handlers:  []bus.TaskHandler{bus.HandleTask(s.handle)},
+		Telemetry: telemetry.Telemetry{Logger: s.log, Tracer: s.cfg.Tracer, Meter: s.cfg.Meter},
+		Options:   []bus.ConsumeOption{bus.ConsumeConcurrency(4), bus.ConsumeRejectedEvents(Source)}})
 }
 
 // Run serves until ctx ends.
@@ -119,53 +117,38 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // handle plans one request. A seed that cannot be read (absent, refused
-// credentials, not a seed) fails the precache with an event the agent
-// waits for; a transient registry error is retried by redelivery.
-func (s *Service) handle(ctx context.Context, e cloudevents.Event) error {
-	req, err := events.DataAs[events.PrecacheRequested](e)
-	if err != nil {
-		return bus.Permanent(err)
-	}
+// credentials, not a seed) is answered with a failure the agent waits
+// for; a transient registry error is retried by redelivery.
+func (s *Service) handle(ctx context.Context, req events.PrecacheRequested) (events.Data, error) {
 	log := s.log.With("cluster", req.ClusterID, "generation", req.Generation)
 	start := time.Now()
 	seed, err := seedimage.Inspect(ctx, req.SeedImage, s.cfg.SeedOptions...)
 	if err != nil {
 		if transient(err) {
-			return fmt.Errorf("inspect seed: %w", err)
+			return nil, fmt.Errorf("inspect seed: %w", err)
 		}
 		log.Warn("precache refused: seed unreadable", "seed", req.SeedImage, "error", err)
-		return s.fail(ctx, e, req, "SeedUnreadable", err.Error())
+		return events.PrecacheFailed{ClusterID: req.ClusterID, PlanID: req.PlanID,
+			Generation: req.Generation, Reason: "SeedUnreadable", Message: clip(err.Error(), 1000)}, nil
 	}
 	plan, err := s.Plan(ctx, req, seed.Images, seed.Info.Architecture)
 	if err != nil {
-		return err // the budget bucket is unreachable: retry by redelivery
-	}
-	out, err := events.New(Source, req.ClusterID, plan)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	out.SetID(e.ID() + ".plan") // a redelivered request re-sends the same plan; dedup drops it
-	subject, err := events.TaskSubject(events.ServiceNodeAgent, req.ClusterID)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	if _, err := s.pub.Publish(ctx, subject, out); err != nil {
-		return fmt.Errorf("send pull plan: %w", err)
+		return nil, err // the budget bucket is unreachable: retry by redelivery
 	}
 	var bytes int64
 	for _, img := range plan.Images {
 		bytes += img.SizeBytes
 	}
-	log.Info("pull plan sent", "seedImages", len(seed.Images), "toPull", len(plan.Images),
+	log.Info("pull plan made", "seedImages", len(seed.Images), "toPull", len(plan.Images),
 		"bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return plan, nil
 }
 
 // Plan computes a request's pull plan for a seed's image list: the images
 // the node lacks, mirrored, ordered shared layers first, with sizes; and it
 // makes sure the fleet limit of every registry in it is in the budget.
-func (s *Service) Plan(ctx context.Context, req events.PrecacheRequested, seedImages []string, arch string) (events.PrecachePullRequested, error) {
-	plan := events.PrecachePullRequested{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
+func (s *Service) Plan(ctx context.Context, req events.PrecacheRequested, seedImages []string, arch string) (events.PrecachePlanned, error) {
+	plan := events.PrecachePlanned{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
 		Concurrency: req.Concurrency, MaxBytesPerSec: s.cfg.MaxBytesPerSec, BestEffort: req.BestEffort,
 		PullSecretRef: req.PullSecretRef}
 	if plan.Concurrency <= 0 {
@@ -198,24 +181,6 @@ func (s *Service) limitFor(registry string) int {
 		return n
 	}
 	return s.cfg.DefaultFleetLimit
-}
-
-// fail tells the agent (on its event subject) that no plan will come.
-func (s *Service) fail(ctx context.Context, in cloudevents.Event, req events.PrecacheRequested, reason, msg string) error {
-	out, err := events.New(Source, req.ClusterID, events.PrecacheFailed{ClusterID: req.ClusterID, PlanID: req.PlanID,
-		Generation: req.Generation, Reason: reason, Message: clip(msg, 1000)})
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	out.SetID(in.ID() + ".failed")
-	subject, err := events.SubjectFor(out.Type(), req.ClusterID)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	if _, err := s.pub.Publish(ctx, subject, out); err != nil {
-		return fmt.Errorf("publish precache failure: %w", err)
-	}
-	return nil
 }
 
 // transient: worth a redelivery (not a refusal or an absent or bad seed).
