@@ -20,6 +20,7 @@ import (
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/telemetry"
 )
 
 const seedCluster = "seed-lab"
@@ -51,7 +52,7 @@ func newRig(t testing.TB) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	t.Cleanup(func() { cancel(); <-done; <-done })
-	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Logger: log}
+	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Telemetry: telemetry.Telemetry{Logger: log}}
 	go func() { defer func() { done <- struct{}{} }(); _ = w.Run(ctx) }()
 	r.replica = func() {
 		svc := builder.New(js, builder.Config{Logger: log, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})
