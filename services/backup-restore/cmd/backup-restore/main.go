@@ -11,6 +11,7 @@ import (
 	"ibu.dev/services/backup-restore/backuprestore"
 	"ibu.dev/shared/clusterkube"
 	"ibu.dev/shared/runner"
+	"ibu.dev/shared/telemetry"
 )
 
 func main() {
@@ -23,6 +24,6 @@ func main() {
 		if err != nil {
 			return fmt.Errorf("%w: %w", runner.ErrConfig, err)
 		}
-		return backuprestore.New(s.JS, backuprestore.Config{Clusters: clusters, Cluster: reg.LocalCluster, WaitTimeout: *wait, Logger: s.Log}).Run(ctx)
+		return backuprestore.New(s.JS, backuprestore.Config{Clusters: clusters, Cluster: reg.LocalCluster, WaitTimeout: *wait, Telemetry: telemetry.Telemetry{Logger: s.Log}}).Run(ctx)
 	})
 }

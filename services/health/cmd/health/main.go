@@ -11,6 +11,7 @@ import (
 	"ibu.dev/services/health/health"
 	"ibu.dev/shared/clusterkube"
 	"ibu.dev/shared/runner"
+	"ibu.dev/shared/telemetry"
 )
 
 func main() {
@@ -26,6 +27,6 @@ func main() {
 			return fmt.Errorf("%w: %w", runner.ErrConfig, err)
 		}
 		return health.New(s.JS, health.Config{Clusters: clusters, Cluster: reg.LocalCluster, Window: *window, Timeout: *timeout,
-			Interval: *interval, Logger: s.Log}).Run(ctx)
+			Interval: *interval, Telemetry: telemetry.Telemetry{Logger: s.Log}}).Run(ctx)
 	})
 }
