@@ -13,7 +13,7 @@
 //		workers := flag.Int("workers", 4, "...") // the service's own flags
 //		flag.Parse()
 //		runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-//			return precache.New(s.JS, precache.Config{Logger: s.Log}).Run(ctx)
+//			return precache.New(s.JS, precache.Config{Telemetry: telemetry.Telemetry{Logger: s.Log}}).Run(ctx)
 //		})
 //	}
 //

@@ -11,8 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
@@ -26,8 +24,7 @@ const Source = "/services/precache"
 
 // Config is how the service plans.
 type Config struct {
-	Name   string // replica name (logs)
-	Logger *slog.Logger
+	Name string // replica name (logs)
 	// SeedOptions reach the seed images' registry.
 	SeedOptions []seedimage.Option
 	// Remote reaches the registries of the seed's image list (auth,
@@ -48,12 +45,10 @@ type Config struct {
 	// ManifestParallelism bounds concurrent manifest reads per request
 	// (default 8).
 	ManifestParallelism int
-	// Tracer receives the service's spans: the consumer span of each
-	// request, joined to the cluster's upgrade trace, and the publish of
-	// its answer (default: the global otel provider). Meter receives the
-	// consumer's metrics (default: the global one).
-	Tracer trace.TracerProvider
-	Meter  metric.MeterProvider
+	// Telemetry: the logger, the tracer of the consumer span of each
+	// request (joined to the cluster's upgrade trace) and of the publish of
+	// its answer, and the meter of the consumer's metrics.
+	Telemetry telemetry.Telemetry
 }
 
 // Service answers precache requests with pull plans. Replicas share the
@@ -68,16 +63,14 @@ type Service struct {
 
 // New returns a service; Run starts it.
 func New(js jetstream.JetStream, cfg Config) *Service {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Telemetry = cfg.Telemetry.Resolved()
 	if cfg.NodeConcurrency <= 0 {
 		cfg.NodeConcurrency = 10
 	}
 	if cfg.ManifestParallelism <= 0 {
 		cfg.ManifestParallelism = 8
 	}
-	return &Service{js: js, cfg: cfg, log: cfg.Logger.With("service", events.ServicePrecache, "replica", cfg.Name),
+	return &Service{js: js, cfg: cfg, log: cfg.Telemetry.Logger.With("service", events.ServicePrecache, "replica", cfg.Name),
 		mfs: newManifests(cfg.Remote, 10_000)}
 }
 
@@ -99,7 +92,7 @@ func (s *Service) Start(ctx context.Context) (*bus.Subscription, error) {
 	}
 	return bus.ServeTasks(ctx, s.js, bus.TaskWorker{Service: events.ServicePrecache, Source: Source,
 		Handlers:  []bus.TaskHandler{bus.HandleTask(s.handle)},
-		Telemetry: telemetry.Telemetry{Logger: s.log, Tracer: s.cfg.Tracer, Meter: s.cfg.Meter},
+		Telemetry: telemetry.Telemetry{Logger: s.log, Tracer: s.cfg.Telemetry.Tracer, Meter: s.cfg.Telemetry.Meter},
 		Options:   []bus.ConsumeOption{bus.ConsumeConcurrency(4), bus.ConsumeRejectedEvents(Source)}})
 }
 

@@ -17,6 +17,7 @@ import (
 	"ibu.dev/services/precache/precache"
 	"ibu.dev/shared/runner"
 	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/telemetry"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func main() {
 		*name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-		pc := precache.Config{Name: *name, Logger: s.Log, NodeConcurrency: *nodeConc, DefaultFleetLimit: *fleetDefault,
+		pc := precache.Config{Name: *name, Telemetry: telemetry.Telemetry{Logger: s.Log}, NodeConcurrency: *nodeConc, DefaultFleetLimit: *fleetDefault,
 			FleetLimits: limits, MaxBytesPerSec: *bps, Replicas: cfg.StreamReplicas}
 		if *authFile != "" {
 			kc, err := seedimage.AuthFileKeychain(*authFile)
