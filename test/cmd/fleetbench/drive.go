@@ -135,15 +135,7 @@ func planRequest(planID, seedRef string, w int) events.PlanCreateRequested {
 
 // publishRequest publishes a plan request.
 func publishRequest(ctx context.Context, js jetstream.JetStream, req events.PlanCreateRequested) error {
-	e, err := events.New("/fleetbench", req.PlanID, req)
-	if err != nil {
-		return err
-	}
-	subject, err := events.SubjectFor(e.Type(), "")
-	if err != nil {
-		return err
-	}
-	if _, err := bus.NewPublisher(js).Publish(ctx, subject, e); err != nil {
+	if err := bus.NewPublisher(js).Emit(ctx, "/fleetbench", req.PlanID, req); err != nil {
 		return fmt.Errorf("publish the plan request %s: %w", req.PlanID, err)
 	}
 	return nil
