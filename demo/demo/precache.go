@@ -10,6 +10,7 @@ import (
 
 	"ibu.dev/node-agent/host/sim"
 	"ibu.dev/services/precache/precache"
+	"ibu.dev/shared/telemetry"
 )
 
 // demoFleetPullLimit is the demo's fleet-wide budget of concurrent pulls
@@ -30,7 +31,7 @@ func (d *demo) startPrecache(ctx context.Context, blobDir string) error {
 		return err
 	}
 	d.blobs = blobs
-	svc := precache.New(d.js, precache.Config{Name: "demo", Logger: d.log, Tracer: d.tracer, SeedOptions: d.seedAuth,
+	svc := precache.New(d.js, precache.Config{Name: "demo", Telemetry: telemetry.Telemetry{Logger: d.log, Tracer: d.tracer}, SeedOptions: d.seedAuth,
 		Remote: []remote.Option{remote.WithAuth(auth)}, DefaultFleetLimit: demoFleetPullLimit})
 	sub, err := svc.Start(ctx)
 	if err != nil {

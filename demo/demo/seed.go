@@ -83,7 +83,7 @@ func (d *demo) buildSeed(ctx context.Context, dir string) (seedimage.Summary, fu
 	info.OstreeCommit = booted.Checksum // the capture exports the booted commit
 	host := &capture.SimHost{Source: capture.Source{Info: info, Images: synth.Images, Root: root, VarDir: varDir,
 		Namespaces: []string{"openshift-etcd", "openshift-kube-apiserver"}, Healthy: true, HealthMessage: "simulated"}}
-	worker := &capture.Worker{ClusterID: demoSeedCluster, Host: host, JS: d.js, WorkDir: filepath.Join(dir, "capture"), Logger: d.log}
+	worker := &capture.Worker{ClusterID: demoSeedCluster, Host: host, JS: d.js, WorkDir: filepath.Join(dir, "capture"), Telemetry: telemetry.Telemetry{Logger: d.log}}
 	wg.Go(func() { _ = worker.Run(ctx) })
 	svc := builder.New(d.js, builder.Config{Telemetry: telemetry.Telemetry{Logger: d.log}, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Second})
 	wg.Go(func() { _ = svc.Run(ctx) })

@@ -252,27 +252,9 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 }
 
-// emit publishes one event about this cluster on its contract subject.
-func (a *Agent) emit(ctx context.Context, data events.Data) error {
-	return a.emitWithID(ctx, "", data)
-}
-
-// emitWithID publishes with a fixed event id when id is set, so that a
-// request re-sent after a crash is dropped by JetStream's dedup.
-func (a *Agent) emitWithID(ctx context.Context, id string, data events.Data) error {
-	e, err := events.New(a.source, a.cfg.ClusterID, data)
-	if err != nil {
-		return fmt.Errorf("build %s: %w", data.EventType(), err)
-	}
-	if id != "" {
-		e.SetID(id)
-	}
-	subject, err := events.SubjectFor(e.Type(), a.cfg.ClusterID)
-	if err != nil {
-		return err
-	}
-	if _, err := a.pub.Publish(ctx, subject, e); err != nil {
-		return fmt.Errorf("publish %s: %w", e.Type(), err)
-	}
-	return nil
+// emit publishes one event about this cluster on its contract subject
+// (with a fixed event id among opts, e.g. for a re-sent event JetStream's
+// dedup must drop).
+func (a *Agent) emit(ctx context.Context, data events.Data, opts ...bus.EmitOption) error {
+	return a.pub.Emit(ctx, a.source, a.cfg.ClusterID, data, opts...)
 }

@@ -30,13 +30,7 @@ func (f *fixture) healthService(answer func(req events.HealthCheckRequested) eve
 		if data == nil {
 			return nil
 		}
-		out, err := events.New("/services/health", req.ClusterID, data)
-		if err != nil {
-			return bus.Permanent(err)
-		}
-		subject, _ := events.SubjectFor(out.Type(), req.ClusterID)
-		_, err = bus.NewPublisher(f.js).Publish(ctx, subject, out)
-		return err
+		return bus.NewPublisher(f.js).Answer(ctx, "/services/health", e, data)
 	}, bus.ConsumeService(events.ServiceHealth), bus.ConsumeFilterSubjects("ibu.task.health.>"))
 	if err != nil {
 		f.t.Fatal(err)

@@ -26,9 +26,9 @@ func (a *Agent) healthGate(step string, tiers ...events.HealthTier) func(context
 		if !a.cfg.Services.Health {
 			return skipped{"no health service serves this cluster: stabilisation not checked"}, nil
 		}
-		return nil, a.askService(ctx, r, step, events.HealthCheckRequested{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID,
-			Generation: r.run.Generation, Step: step, Tiers: tiers, StableForSeconds: defaultStableWindow},
-			events.TypeHealthPassed, events.TypeHealthFailed)
+		_, err := askService[events.HealthPassed](ctx, a, r, step, events.HealthCheckRequested{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID,
+			Generation: r.run.Generation, Step: step, Tiers: tiers, StableForSeconds: defaultStableWindow})
+		return nil, err
 	}
 }
 
@@ -43,7 +43,7 @@ func (a *Agent) validateOADP(ctx context.Context, r *runState) (any, error) {
 	case !a.cfg.Services.BackupRestore:
 		return nil, errors.New("the plan has OADP content but no backup-restore service serves this cluster")
 	}
-	return nil, a.askService(ctx, r, stepValidateOADP, events.BackupRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID,
-		Generation: r.run.Generation, OADPContent: d.OADPContent, ExtraManifests: d.ExtraManifests, ValidateOnly: true},
-		events.TypeBackupCompleted, events.TypeBackupFailed)
+	_, err := askService[events.BackupCompleted](ctx, a, r, stepValidateOADP, events.BackupRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID,
+		Generation: r.run.Generation, OADPContent: d.OADPContent, ExtraManifests: d.ExtraManifests, ValidateOnly: true})
+	return nil, err
 }

@@ -58,13 +58,7 @@ func (f *fixture) fakeServices(answer func(e cloudevents.Event) events.Data) *se
 			if data == nil {
 				return nil
 			}
-			out, err := events.New("/services/"+svc, cluster, data)
-			if err != nil {
-				return bus.Permanent(err)
-			}
-			subject, _ := events.SubjectFor(out.Type(), cluster)
-			_, err = bus.NewPublisher(f.js).Publish(ctx, subject, out)
-			return err
+			return bus.NewPublisher(f.js).Answer(ctx, "/services/"+svc, e, data)
 		}, bus.ConsumeService(svc), bus.ConsumeFilterSubjects("ibu.task."+svc+".>"))
 		if err != nil {
 			f.t.Fatal(err)

@@ -14,20 +14,13 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"ibu.dev/node-agent/host"
-	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/pullbudget"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 )
-
-// precacheSource is the CloudEvents source of the precache service: its
-// failure events are answers to this agent's request.
-const precacheSource = "/services/precache"
 
 // precache pulls the images the new release needs that the node lacks,
 // with bounded parallelism, per-image retries, a slot of the fleet's pull
@@ -116,13 +109,13 @@ func (a *Agent) recordPulls(r *runState, todo []string) error {
 	return os.Rename(tmp, filepath.Join(dir, pullsFile))
 }
 
-// planFile keeps the service's pull plan beside the seed: the plan is
-// taken off a work queue, so an agent restarted mid-pull must find it here
-// (its request, re-sent with the same id, is dropped as a duplicate).
+// planFile keeps the service's pull plan beside the seed, so that an agent
+// restarted mid-pull finds the plan it pulls by without asking again (and
+// without depending on the answer still being in the event stream).
 const planFile = "precache-plan.json"
 
-func (a *Agent) savedPlan(r *runState) (events.PrecachePullRequested, error) {
-	var p events.PrecachePullRequested
+func (a *Agent) savedPlan(r *runState) (events.PrecachePlanned, error) {
+	var p events.PrecachePlanned
 	b, err := os.ReadFile(filepath.Join(a.workDir(r), planFile))
 	if err != nil {
 		return p, err
@@ -136,7 +129,7 @@ func (a *Agent) savedPlan(r *runState) (events.PrecachePullRequested, error) {
 	return p, nil
 }
 
-func (a *Agent) savePlan(r *runState, p events.PrecachePullRequested) error {
+func (a *Agent) savePlan(r *runState, p events.PrecachePlanned) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -153,110 +146,23 @@ func (a *Agent) savePlan(r *runState, p events.PrecachePullRequested) error {
 }
 
 // askPrecachePlan sends the precache request (with the node's inventory,
-// so the service needs no second round trip) and waits for the service's
-// pull plan on this cluster's node-agent task subject, or for the
-// service's failure event (a seed it cannot read) on the event stream.
-func (a *Agent) askPrecachePlan(ctx context.Context, r *runState, have []string) (events.PrecachePullRequested, error) {
-	var plan events.PrecachePullRequested
-	subject, err := events.TaskSubject(events.ServiceNodeAgent, a.cfg.ClusterID)
-	if err != nil {
-		return plan, err
-	}
-	failedSubject, err := events.SubjectFor(events.TypePrecacheFailed, a.cfg.ClusterID)
-	if err != nil {
-		return plan, err
-	}
-	cons, err := a.d.JS.CreateOrUpdateConsumer(ctx, bus.StreamTasks, jetstream.ConsumerConfig{
-		Durable: "node-agent-" + a.cfg.ClusterID, FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy,
-		Description: "the node agent's tasks: precache pull plans",
-	})
-	if err != nil {
-		return plan, fmt.Errorf("consume node-agent tasks: %w", err)
-	}
-	since := a.stepStart(stepPrecache)
-	failures, err := a.d.JS.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{failedSubject}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since,
-	})
-	if err != nil {
-		return plan, fmt.Errorf("watch precache failures: %w", err)
-	}
+// so the service needs no second round trip), waits for the service's
+// answer, its pull plan or its failure (a seed it cannot read), and saves
+// the plan beside the seed.
+func (a *Agent) askPrecachePlan(ctx context.Context, r *runState, have []string) (events.PrecachePlanned, error) {
 	d := r.in.Desired
-	req := events.PrecacheRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID, Generation: r.run.Generation,
+	plan, err := askService[events.PrecachePlanned](ctx, a, r, stepPrecache, events.PrecacheRequested{
+		ClusterID: a.cfg.ClusterID, PlanID: d.PlanID, Generation: r.run.Generation,
 		SeedImage: d.SeedImage, PullSecretRef: d.PullSecretRef, PresentImages: have,
 		Concurrency: a.cfg.PrecacheConcurrency, BestEffort: a.cfg.PrecacheBestEffort,
-		RegistryMappings: a.cfg.RegistryMappings}
-	id := fmt.Sprintf("%s.%s.%d.%s", a.cfg.ClusterID, r.run.ID, r.run.Generation, stepPrecache)
-	if err := a.emitWithID(ctx, id, req); err != nil {
+		RegistryMappings: a.cfg.RegistryMappings})
+	if err != nil {
+		return plan, fmt.Errorf("precache: %w", err)
+	}
+	if err := a.savePlan(r, plan); err != nil {
 		return plan, err
 	}
-
-	wctx, cancel := context.WithTimeout(ctx, a.cfg.ServiceTimeout)
-	defer cancel()
-	type answer struct {
-		plan events.PrecachePullRequested
-		err  error
-	}
-	answers := make(chan answer, 2)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { // the plan
-		for wctx.Err() == nil {
-			msg, err := cons.Next(jetstream.FetchContext(wctx))
-			if err != nil {
-				if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-					continue
-				}
-				answers <- answer{err: fmt.Errorf("wait for the precache plan: %w", err)}
-				return
-			}
-			e, err := bus.FromHeaders(msg.Headers(), msg.Data())
-			if err != nil {
-				_ = msg.Term()
-				a.log.Warn("malformed task refused", "error", err)
-				continue
-			}
-			p, err := events.DataAs[events.PrecachePullRequested](e)
-			if err != nil || p.Generation != r.run.Generation {
-				_ = msg.Ack()
-				continue // a plan for another generation is stale
-			}
-			if err := a.savePlan(r, p); err != nil {
-				answers <- answer{err: err} // not acked: the plan is redelivered
-				return
-			}
-			_ = msg.Ack()
-			answers <- answer{plan: p}
-			return
-		}
-	})
-	wg.Go(func() { // the service's refusal
-		for wctx.Err() == nil {
-			msg, err := failures.Next(jetstream.FetchContext(wctx))
-			if err != nil {
-				continue
-			}
-			e, err := bus.FromHeaders(msg.Headers(), msg.Data())
-			if err != nil || e.Source() != precacheSource {
-				continue
-			}
-			f, err := events.DataAs[events.PrecacheFailed](e)
-			if err != nil || f.Generation != r.run.Generation {
-				continue
-			}
-			answers <- answer{err: fmt.Errorf("%w: precache: %s: %s", ErrServiceFailed, f.Reason, f.Message)}
-			return
-		}
-	})
-	select {
-	case ans := <-answers:
-		return ans.plan, ans.err
-	case <-wctx.Done():
-		if ctx.Err() != nil {
-			return plan, ctx.Err()
-		}
-		return plan, fmt.Errorf("no precache plan within %s", a.cfg.ServiceTimeout)
-	}
+	return plan, nil
 }
 
 // pullJob is what precache pulls and how.

@@ -26,19 +26,13 @@ func TestPrecacheFollowsTheServicePlan(t *testing.T) {
 			return bus.Permanent(err)
 		}
 		got = req
-		plan := events.PrecachePullRequested{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation, Concurrency: 2}
+		plan := events.PrecachePlanned{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation, Concurrency: 2}
 		for _, img := range all[:4] { // the service leaves one out (say, mirrored elsewhere)
 			if !slices.Contains(req.PresentImages, img) {
 				plan.Images = append(plan.Images, events.PullImage{Image: img})
 			}
 		}
-		out, err := events.New("/services/precache", req.ClusterID, plan)
-		if err != nil {
-			return bus.Permanent(err)
-		}
-		subject, _ := events.TaskSubject(events.ServiceNodeAgent, req.ClusterID)
-		_, err = bus.NewPublisher(f.js).Publish(ctx, subject, out)
-		return err
+		return bus.NewPublisher(f.js).Answer(ctx, "/services/precache", e, plan)
 	}, bus.ConsumeService(events.ServicePrecache), bus.ConsumeFilterSubjects("ibu.task.precache.>"))
 	if err != nil {
 		t.Fatal(err)

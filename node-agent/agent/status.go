@@ -57,7 +57,7 @@ func (a *Agent) updateStatus(ctx context.Context, fn func(s *state.Status, exist
 	}
 	id := fmt.Sprintf("%s.status.%d", a.cfg.ClusterID, rev)
 	return st, bus.RideOut(ctx, func() error {
-		err := a.emitWithID(ctx, id, sc)
+		err := a.emit(ctx, sc, bus.EmitID(id))
 		if err != nil && bus.Transient(err) {
 			a.log.Warn("stage change not published yet; retrying", "stage", st.Stage, "state", st.State, "error", err)
 		}

@@ -124,9 +124,9 @@ func (a *Agent) backup(ctx context.Context, r *runState) (any, error) {
 	case !a.cfg.Services.BackupRestore:
 		return nil, errors.New("the plan has OADP content but no backup-restore service serves this cluster")
 	}
-	return nil, a.askService(ctx, r, stepBackup, events.BackupRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID,
-		Generation: r.run.Generation, OADPContent: d.OADPContent, ExtraManifests: d.ExtraManifests},
-		events.TypeBackupCompleted, events.TypeBackupFailed)
+	_, err := askService[events.BackupCompleted](ctx, a, r, stepBackup, events.BackupRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID,
+		Generation: r.run.Generation, OADPContent: d.OADPContent, ExtraManifests: d.ExtraManifests})
+	return nil, err
 }
 
 func (a *Agent) restore(ctx context.Context, r *runState) (any, error) {
@@ -137,9 +137,9 @@ func (a *Agent) restore(ctx context.Context, r *runState) (any, error) {
 	case !a.cfg.Services.BackupRestore:
 		return nil, errors.New("the plan has OADP content but no backup-restore service serves this cluster")
 	}
-	return nil, a.askService(ctx, r, stepRestore, events.RestoreRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID,
-		Generation: r.run.Generation, OADPContent: d.OADPContent, ExtraManifests: d.ExtraManifests},
-		events.TypeRestoreCompleted, events.TypeRestoreFailed)
+	_, err := askService[events.RestoreCompleted](ctx, a, r, stepRestore, events.RestoreRequested{ClusterID: a.cfg.ClusterID, PlanID: d.PlanID,
+		Generation: r.run.Generation, OADPContent: d.OADPContent, ExtraManifests: d.ExtraManifests})
+	return nil, err
 }
 
 func (a *Agent) health(ctx context.Context, r *runState) (any, error) {
@@ -154,9 +154,9 @@ func (a *Agent) health(ctx context.Context, r *runState) (any, error) {
 		// restores, only the mandatory tier gates.
 		tiers = []events.HealthTier{events.TierMandatory}
 	}
-	return nil, a.askService(ctx, r, step, events.HealthCheckRequested{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID,
-		Generation: r.run.Generation, Step: step, Tiers: tiers, StableForSeconds: defaultStableWindow},
-		events.TypeHealthPassed, events.TypeHealthFailed)
+	_, err := askService[events.HealthPassed](ctx, a, r, step, events.HealthCheckRequested{ClusterID: a.cfg.ClusterID, PlanID: r.run.PlanID,
+		Generation: r.run.Generation, Step: step, Tiers: tiers, StableForSeconds: defaultStableWindow})
+	return nil, err
 }
 
 // exportIdentity copies this cluster's identity files from the running

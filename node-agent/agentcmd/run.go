@@ -267,7 +267,8 @@ func captureWorker(cfg Config, st host.Stateroots, images host.ImageStore, log *
 			h.Start = append(h.Start, append([]string{"chroot", cfg.HostRoot}, c...))
 		}
 	}
-	return &capture.Worker{ClusterID: cfg.ClusterID, Host: h, WorkDir: filepath.Join(cfg.WorkDir, "capture"), Logger: log}, nil
+	return &capture.Worker{ClusterID: cfg.ClusterID, Host: h, WorkDir: filepath.Join(cfg.WorkDir, "capture"),
+		Telemetry: telemetry.Telemetry{Logger: log}}, nil
 }
 
 // simBackend runs the agent on a simulated host that "reboots" in this

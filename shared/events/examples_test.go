@@ -115,7 +115,7 @@ func examples() []Data {
 			RegistryMappings: []RegistryMapping{{From: "quay.io/openshift-release-dev", To: "mirror.example.com:5000/ocp"}},
 			BestEffort:       true, Concurrency: 8, PresentImages: []string{exPinned},
 		},
-		PrecachePullRequested{
+		PrecachePlanned{
 			ClusterID: "sno-001", PlanID: "upgrade-4-16-3", Generation: 3,
 			Images: []PullImage{{Image: exPinned, SizeBytes: 123456789,
 				Layers: []Layer{{Digest: exDigest, SizeBytes: 100000000}, {Digest: exDigest2, SizeBytes: 23456789}}}},

@@ -1,22 +1,23 @@
 package events
 
-// Precache: the node agent asks the precache service for work, the service
-// answers with a pull plan for the agent, and the agent reports progress.
+// Precache: the node agent asks the precache service for a pull plan, the
+// service answers with the plan on the cluster's event subject, and the
+// agent reports progress.
 const (
-	TypePrecacheRequested     = "dev.ibu.precache.requested.v1"
-	TypePrecachePullRequested = "dev.ibu.precache.pull.requested.v1"
-	TypePrecacheProgress      = "dev.ibu.precache.progress.v1"
-	TypePrecacheCompleted     = "dev.ibu.precache.completed.v1"
-	TypePrecacheFailed        = "dev.ibu.precache.failed.v1"
+	TypePrecacheRequested = "dev.ibu.precache.requested.v1"
+	TypePrecachePlanned   = "dev.ibu.precache.planned.v1"
+	TypePrecacheProgress  = "dev.ibu.precache.progress.v1"
+	TypePrecacheCompleted = "dev.ibu.precache.completed.v1"
+	TypePrecacheFailed    = "dev.ibu.precache.failed.v1"
 )
 
 func init() {
 	register(Spec{Type: TypePrecacheRequested, Name: "precache", Scope: ScopeTask, Service: ServicePrecache,
 		Description: "the node agent (in Prep) asks the precache service to plan its image pulls",
 		new:         func() any { return new(PrecacheRequested) }})
-	register(Spec{Type: TypePrecachePullRequested, Name: "precache.pull", Scope: ScopeTask, Service: ServiceNodeAgent,
-		Description: "the precache plan: the images the node agent must pull, in order",
-		new:         func() any { return new(PrecachePullRequested) }})
+	register(Spec{Type: TypePrecachePlanned, Name: "precache.planned", Scope: ScopeCluster,
+		Description: "the precache service's answer: the images the node agent must pull, in order",
+		new:         func() any { return new(PrecachePlanned) }})
 	register(Spec{Type: TypePrecacheProgress, Name: "precache.progress", Scope: ScopeCluster,
 		Description: "the node agent reports images and bytes pulled, rate and ETA",
 		new:         func() any { return new(PrecacheProgress) }})
@@ -51,10 +52,10 @@ type RegistryMapping struct {
 	To   string `json:"to"`
 }
 
-// PrecachePullRequested is the precache plan: the images the agent must pull,
-// in order, already mirrored and pinned by digest, with the pull budget the
-// service allotted to this cluster.
-type PrecachePullRequested struct {
+// PrecachePlanned is the precache service's answer to a PrecacheRequested:
+// the images the agent must pull, in order, already mirrored and pinned by
+// digest, with the pull budget the service allotted to this cluster.
+type PrecachePlanned struct {
 	ClusterID      string      `json:"clusterId"`
 	PlanID         string      `json:"planId,omitempty"`
 	Generation     int64       `json:"generation"`
@@ -131,7 +132,7 @@ type ImageFailure struct {
 func (PrecacheRequested) EventType() string { return TypePrecacheRequested }
 
 // EventType implements Data.
-func (PrecachePullRequested) EventType() string { return TypePrecachePullRequested }
+func (PrecachePlanned) EventType() string { return TypePrecachePlanned }
 
 // EventType implements Data.
 func (PrecacheProgress) EventType() string { return TypePrecacheProgress }

@@ -10,10 +10,7 @@ const (
 )
 
 // ServiceSeedCapture is the task subject token of capture work:
-// ibu.task.seed-capture.<cluster>, consumed by that cluster's node agent. It
-// is apart from ibu.task.node-agent.<cluster> because a work-queue stream
-// allows one consumer per subject and the agent's precache wait holds that
-// one.
+// ibu.task.seed-capture.<cluster>, consumed by that cluster's node agent.
 const ServiceSeedCapture = "seed-capture"
 
 func init() {

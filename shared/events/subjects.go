@@ -113,6 +113,15 @@ func PlanEventSubject(plan, name string) (string, error) {
 	return "ibu.event." + planToken + "." + plan + "." + name, nil
 }
 
+// PlanEventFilter is the subject filter of every event about plan:
+// ibu.event.plan.<plan>.>.
+func PlanEventFilter(plan string) (string, error) {
+	if err := ValidID(plan); err != nil {
+		return "", fmt.Errorf("plan event filter: plan: %w", err)
+	}
+	return "ibu.event." + planToken + "." + plan + ".>", nil
+}
+
 // DLQSubject is where service puts the messages it refused: ibu.dlq.<service>.
 func DLQSubject(service string) (string, error) {
 	if err := validService(service); err != nil {

@@ -53,7 +53,7 @@ func TestSubjectFor(t *testing.T) {
 		{TypeSeedBuildCompleted, "seed-lab", "ibu.event.seed-lab.seed.build.completed"},
 		{TypeRejected, "sno-001", "ibu.event.sno-001.rejected"},
 		{TypePrecacheRequested, "sno-001", "ibu.task.precache.sno-001"},
-		{TypePrecachePullRequested, "sno-001", "ibu.task.node-agent.sno-001"},
+		{TypePrecachePlanned, "sno-001", "ibu.event.sno-001.precache.planned"},
 		{TypeBackupRequested, "sno-001", "ibu.task.backup-restore.sno-001"},
 		{TypeRestoreRequested, "sno-001", "ibu.task.backup-restore.sno-001"},
 		{TypeHealthCheckRequested, "sno-001", "ibu.task.health.sno-001"},

@@ -26,8 +26,8 @@ var HubDurables = []string{
 
 // SpokePermissions is what cluster's agent may do, and nothing more:
 // read and watch its own IBU_DESIRED key, write its own IBU_STATUS and
-// IBU_CLUSTERS keys, publish its own events and tasks, consume its own
-// node-agent tasks and follow its own events (service answers), and
+// IBU_CLUSTERS keys, publish its own events and tasks, follow its own
+// events (service answers), and
 // receive on its own inbox prefix; and hold slots of the fleet's pull
 // budget. No other cluster's keys or subjects, no
 // stream or bucket administration.
@@ -38,11 +38,6 @@ func SpokePermissions(cluster string) (jwt.Permissions, error) {
 	kvStream := func(b string) string { return "KV_" + b }
 	key := func(b string) string { return "$KV." + b + "." + cluster }
 	desired, status, clusters := bus.BucketDesired, bus.BucketStatus, bus.BucketClusters
-	agentDurable := "node-agent-" + cluster
-	agentTasks, err := events.TaskSubject(events.ServiceNodeAgent, cluster)
-	if err != nil {
-		return jwt.Permissions{}, err
-	}
 	ownEvents := "ibu.event." + cluster + ".>"
 	pub := []string{
 		// KV handles (js.KeyValue reads the bucket's stream info).
@@ -63,10 +58,6 @@ func SpokePermissions(cluster string) (jwt.Permissions, error) {
 		key(status), key(clusters),
 		// Its own events and tasks.
 		ownEvents, "ibu.task.*." + cluster,
-		// Its own durable consumer of node-agent tasks.
-		"$JS.API.CONSUMER.CREATE." + bus.StreamTasks + "." + agentDurable + "." + agentTasks,
-		"$JS.API.CONSUMER.MSG.NEXT." + bus.StreamTasks + "." + agentDurable,
-		"$JS.ACK." + bus.StreamTasks + "." + agentDurable + ".>",
 		// Following its own events (the services' answers): ordered
 		// consumers filtered inside ibu.event.<cluster>.>.
 		"$JS.API.CONSUMER.CREATE." + bus.StreamEvents + ".*." + ownEvents,

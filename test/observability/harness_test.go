@@ -220,17 +220,17 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 
 	auditOpts := []bus.ConsumeOption{bus.ConsumeService("ibuctl"), bus.ConsumeConcurrency(4), bus.ConsumeLogger(quiet())}
 	schedCfg := scheduler.Config{Name: "obs", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}
-	pcCfg := precache.Config{Name: "obs", Logger: quiet(), SeedOptions: []seedimage.Option{auth},
+	pcCfg := precache.Config{Name: "obs", Telemetry: telemetry.Telemetry{Logger: quiet()}, SeedOptions: []seedimage.Option{auth},
 		Remote: []remote.Option{remote.WithAuth(&authn.Basic{Username: regUser, Password: regPass})}}
 	if c.tracers != nil {
 		auditOpts = append(auditOpts, bus.ConsumeTracerProvider(c.tracers.audit))
 		schedCfg.Telemetry.Tracer = c.tracers.scheduler
-		pcCfg.Tracer = c.tracers.precache
+		pcCfg.Telemetry.Tracer = c.tracers.precache
 	}
 	if c.metrics != nil {
 		auditOpts = append(auditOpts, bus.ConsumeMeterProvider(c.metrics.MeterProvider()))
 		schedCfg.Telemetry.Meter = c.metrics.MeterProvider()
-		pcCfg.Meter = c.metrics.MeterProvider()
+		pcCfg.Telemetry.Meter = c.metrics.MeterProvider()
 	}
 	sub, err := bus.Consume(runCtx, js, bus.StreamEvents, "audit", f.audit.handle, auditOpts...)
 	if err != nil {

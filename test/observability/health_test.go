@@ -51,7 +51,7 @@ func TestHealthServiceJoinsTheClusterTrace(t *testing.T) {
 		// A bare API server: the mandatory checks find no OpenShift
 		// types and pass; a 1 ms window passes on the second round.
 		done <- health.New(js, health.Config{Clusters: clusterkube.Dir(dir), Window: time.Millisecond,
-			Interval: 20 * time.Millisecond, Logger: quiet(), Tracer: tr.health}).Run(ctx)
+			Interval: 20 * time.Millisecond, Telemetry: telemetry.Telemetry{Logger: quiet(), Tracer: tr.health}}).Run(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -255,8 +255,8 @@ func checkPrecacheSpans(t *testing.T, c string, spans []span, byID map[string]sp
 		case s.Kind == tracepbKindConsumer && s.attr("cloudevents.event_type") == events.TypePrecacheRequested &&
 			s.attr("messaging.destination.name") == taskSubject(events.ServicePrecache):
 			consumers = append(consumers, s)
-		case s.Kind == tracepbKindProducer && s.attr("cloudevents.event_type") == events.TypePrecachePullRequested &&
-			s.attr("messaging.destination.name") == taskSubject(events.ServiceNodeAgent):
+		case s.Kind == tracepbKindProducer && s.attr("cloudevents.event_type") == events.TypePrecachePlanned &&
+			s.attr("messaging.destination.name") == "ibu.event."+c+".precache.planned":
 			plans = append(plans, s)
 		}
 	}

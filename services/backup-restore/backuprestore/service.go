@@ -7,10 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -20,6 +17,7 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/clusterkube"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/telemetry"
 )
 
 // Source is the CloudEvents source of the service's events.
@@ -37,37 +35,31 @@ type Config struct {
 	WaitTimeout time.Duration
 	// Concurrency: tasks handled at once, each for one cluster (default 8).
 	Concurrency int
-	Logger      *slog.Logger
 	Now         func() time.Time
-	// Tracer receives the service's spans: the consumer span of each
-	// task, joined to the cluster's upgrade trace, and the publish of its
-	// answer (default: the global otel provider). Meter receives the
-	// consumer's metrics (default: the global one).
-	Tracer trace.TracerProvider
-	Meter  metric.MeterProvider
+	// Telemetry: the logger, and the tracer of the consumer span of each
+	// task (joined to the cluster's upgrade trace) and of the publish of its
+	// answer, and the meter of the consumer's metrics.
+	Telemetry telemetry.Telemetry
 }
 
 // Service consumes backup and restore tasks and answers each with a
 // completed or failed event on the cluster's event subject.
 type Service struct {
 	js  jetstream.JetStream
-	pub *bus.Publisher
 	cfg Config
 	log *slog.Logger
 }
 
 // New returns a service on js; call Run.
 func New(js jetstream.JetStream, cfg Config) *Service {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Telemetry = cfg.Telemetry.Resolved()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
 	}
-	return &Service{js: js, pub: bus.NewPublisher(js, bus.PublishLogger(cfg.Logger), bus.PublishTracerProvider(cfg.Tracer)), cfg: cfg, log: cfg.Logger}
+	return &Service{js: js, cfg: cfg, log: cfg.Telemetry.Logger}
 }
 
 // Run consumes tasks until ctx ends.
@@ -75,49 +67,17 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Clusters == nil {
 		return errors.New("backup-restore: no cluster registry configured")
 	}
-	subject, durable, err := bus.TaskPlacement(events.ServiceBackupRestore, s.cfg.Cluster)
-	if err != nil {
-		return err
-	}
-	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
-		bus.ConsumeService(events.ServiceBackupRestore), bus.ConsumeFilterSubjects(subject),
-		bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
-		bus.ConsumeRejectedEvents(Source), bus.ConsumeLogger(s.log),
-		bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
-	if err != nil {
-		return fmt.Errorf("consume backup-restore tasks: %w", err)
-	}
-	defer sub.Stop()
-	s.log.Info("backup-restore ready")
-	<-ctx.Done()
-	return nil
-}
-
-// Handle runs one task. Every outcome, including an unreachable cluster,
-// is answered with an event, so the agent never waits in the dark; only a
-// failure to publish the answer is retried.
-func (s *Service) Handle(ctx context.Context, e cloudevents.Event) error {
-	var answer events.Data
-	switch e.Type() {
-	case events.TypeBackupRequested:
-		req, err := events.DataAs[events.BackupRequested](e)
-		if err != nil {
-			return bus.Permanent(err)
-		}
-		answer = s.backup(ctx, req)
-	case events.TypeRestoreRequested:
-		req, err := events.DataAs[events.RestoreRequested](e)
-		if err != nil {
-			return bus.Permanent(err)
-		}
-		answer = s.restore(ctx, req)
-	default:
-		return bus.Permanent(fmt.Errorf("backup-restore does not handle %s", e.Type()))
-	}
-	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: redeliver to the next replica
-	}
-	return s.pub.Answer(ctx, Source, e, answer)
+	return bus.RunTasks(ctx, s.js, bus.TaskWorker{Service: events.ServiceBackupRestore, Cluster: s.cfg.Cluster, Source: Source,
+		Handlers: []bus.TaskHandler{ // every outcome, an unreachable cluster included, is answered
+			bus.HandleTask(func(ctx context.Context, req events.BackupRequested) (events.Data, error) {
+				return s.backup(ctx, req), nil
+			}),
+			bus.HandleTask(func(ctx context.Context, req events.RestoreRequested) (events.Data, error) {
+				return s.restore(ctx, req), nil
+			})},
+		Telemetry: s.cfg.Telemetry,
+		Options: []bus.ConsumeOption{bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
+			bus.ConsumeRejectedEvents(Source)}})
 }
 
 // clients builds the clients for a cluster's API.

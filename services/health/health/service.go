@@ -3,19 +3,16 @@ package health
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 	"k8s.io/client-go/dynamic"
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/clusterkube"
 	"ibu.dev/shared/events"
+	"ibu.dev/shared/telemetry"
 )
 
 // Source is the CloudEvents source of the service's events.
@@ -38,29 +35,23 @@ type Config struct {
 	Interval time.Duration
 	// Concurrency: gates run at once, each for one cluster (default 16).
 	Concurrency int
-	Logger      *slog.Logger
-	// Tracer receives the service's spans: the consumer span of each
-	// task, joined to the cluster's upgrade trace, and the publish of its
-	// answer (default: the global otel provider). Meter receives the
-	// consumer's metrics (default: the global one).
-	Tracer trace.TracerProvider
-	Meter  metric.MeterProvider
+	// Telemetry: the logger, and the tracer of the consumer span of each
+	// task (joined to the cluster's upgrade trace) and of the publish of its
+	// answer, and the meter of the consumer's metrics.
+	Telemetry telemetry.Telemetry
 }
 
 // Service consumes health tasks and answers each with health.passed or
 // health.failed on the cluster's event subject.
 type Service struct {
 	js  jetstream.JetStream
-	pub *bus.Publisher
 	cfg Config
 	log *slog.Logger
 }
 
 // New returns a service on js; call Run.
 func New(js jetstream.JetStream, cfg Config) *Service {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Telemetry = cfg.Telemetry.Resolved()
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultWindow
 	}
@@ -73,7 +64,7 @@ func New(js jetstream.JetStream, cfg Config) *Service {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
 	}
-	return &Service{js: js, pub: bus.NewPublisher(js, bus.PublishLogger(cfg.Logger), bus.PublishTracerProvider(cfg.Tracer)), cfg: cfg, log: cfg.Logger}
+	return &Service{js: js, cfg: cfg, log: cfg.Telemetry.Logger}
 }
 
 // Run consumes tasks until ctx ends.
@@ -81,37 +72,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.Clusters == nil {
 		return errors.New("health: no cluster registry configured")
 	}
-	subject, durable, err := bus.TaskPlacement(events.ServiceHealth, s.cfg.Cluster)
-	if err != nil {
-		return err
-	}
-	sub, err := bus.Consume(ctx, s.js, bus.StreamTasks, durable, s.Handle,
-		bus.ConsumeService(events.ServiceHealth), bus.ConsumeFilterSubjects(subject),
-		bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
-		bus.ConsumeRejectedEvents(Source), bus.ConsumeLogger(s.log),
-		bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
-	if err != nil {
-		return fmt.Errorf("consume health tasks: %w", err)
-	}
-	defer sub.Stop()
-	s.log.Info("health ready")
-	<-ctx.Done()
-	return nil
-}
-
-// Handle runs one gate and publishes its outcome. Every outcome, an
-// unreachable cluster included, is answered; only a failure to publish is
-// retried.
-func (s *Service) Handle(ctx context.Context, e cloudevents.Event) error {
-	req, err := events.DataAs[events.HealthCheckRequested](e)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	answer := s.check(ctx, req)
-	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: redeliver to the next replica
-	}
-	return s.pub.Answer(ctx, Source, e, answer)
+	return bus.RunTasks(ctx, s.js, bus.TaskWorker{Service: events.ServiceHealth, Cluster: s.cfg.Cluster, Source: Source,
+		Handlers: []bus.TaskHandler{bus.HandleTask(func(ctx context.Context, req events.HealthCheckRequested) (events.Data, error) {
+			return s.check(ctx, req), nil // every outcome, an unreachable cluster included, is answered
+		})},
+		Telemetry: s.cfg.Telemetry,
+		Options: []bus.ConsumeOption{bus.ConsumeConcurrency(s.cfg.Concurrency), bus.ConsumeBatch(s.cfg.Concurrency),
+			bus.ConsumeRejectedEvents(Source)}})
 }
 
 func (s *Service) check(ctx context.Context, req events.HealthCheckRequested) events.Data {

@@ -89,8 +89,8 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if r.statuses, err = js.KeyValue(ctx, "IBU_STATUS"); err != nil {
 		t.Fatal(err)
 	}
-	if o.service.Logger == nil {
-		o.service.Logger = quiet()
+	if o.service.Telemetry.Logger == nil {
+		o.service.Telemetry.Logger = quiet()
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -7,17 +7,15 @@ import (
 	"log/slog"
 	"time"
 
-	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/pullbudget"
 	"ibu.dev/shared/seedimage"
+	"ibu.dev/shared/telemetry"
 )
 
 // Source is the CloudEvents source of everything the service publishes.
@@ -25,8 +23,7 @@ const Source = "/services/precache"
 
 // Config is how the service plans.
 type Config struct {
-	Name   string // replica name (logs)
-	Logger *slog.Logger
+	Name string // replica name (logs)
 	// SeedOptions reach the seed images' registry.
 	SeedOptions []seedimage.Option
 	// Remote reaches the registries of the seed's image list (auth,
@@ -47,12 +44,10 @@ type Config struct {
 	// ManifestParallelism bounds concurrent manifest reads per request
 	// (default 8).
 	ManifestParallelism int
-	// Tracer receives the service's spans: the consumer span of each
-	// request, joined to the cluster's upgrade trace, and the publish of
-	// its answer (default: the global otel provider). Meter receives the
-	// consumer's metrics (default: the global one).
-	Tracer trace.TracerProvider
-	Meter  metric.MeterProvider
+	// Telemetry: the logger, the tracer of the consumer span of each
+	// request (joined to the cluster's upgrade trace) and of the publish of
+	// its answer, and the meter of the consumer's metrics.
+	Telemetry telemetry.Telemetry
 }
 
 // Service answers precache requests with pull plans. Replicas share the
@@ -61,24 +56,21 @@ type Service struct {
 	js   jetstream.JetStream
 	cfg  Config
 	log  *slog.Logger
-	pub  *bus.Publisher
 	mfs  *manifests
 	pool *pullbudget.Pool
 }
 
 // New returns a service; Run starts it.
 func New(js jetstream.JetStream, cfg Config) *Service {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg.Telemetry = cfg.Telemetry.Resolved()
 	if cfg.NodeConcurrency <= 0 {
 		cfg.NodeConcurrency = 10
 	}
 	if cfg.ManifestParallelism <= 0 {
 		cfg.ManifestParallelism = 8
 	}
-	return &Service{js: js, cfg: cfg, log: cfg.Logger.With("service", events.ServicePrecache, "replica", cfg.Name),
-		pub: bus.NewPublisher(js, bus.PublishTracerProvider(cfg.Tracer)), mfs: newManifests(cfg.Remote, 10_000)}
+	return &Service{js: js, cfg: cfg, log: cfg.Telemetry.Logger.With("service", events.ServicePrecache, "replica", cfg.Name),
+		mfs: newManifests(cfg.Remote, 10_000)}
 }
 
 // Start creates the budget bucket and starts consuming; Stop the returned
@@ -97,11 +89,10 @@ func (s *Service) Start(ctx context.Context) (*bus.Subscription, error) {
 			return nil, err
 		}
 	}
-	subject := "ibu.task." + events.ServicePrecache + ".>"
-	return bus.Consume(ctx, s.js, bus.StreamTasks, events.ServicePrecache, s.handle,
-		bus.ConsumeService(events.ServicePrecache), bus.ConsumeFilterSubjects(subject),
-		bus.ConsumeConcurrency(4), bus.ConsumeLogger(s.log), bus.ConsumeRejectedEvents(Source),
-		bus.ConsumeTracerProvider(s.cfg.Tracer), bus.ConsumeMeterProvider(s.cfg.Meter))
+	return bus.ServeTasks(ctx, s.js, bus.TaskWorker{Service: events.ServicePrecache, Source: Source,
+		Handlers:  []bus.TaskHandler{bus.HandleTask(s.handle)},
+		Telemetry: telemetry.Telemetry{Logger: s.log, Tracer: s.cfg.Telemetry.Tracer, Meter: s.cfg.Telemetry.Meter},
+		Options:   []bus.ConsumeOption{bus.ConsumeConcurrency(4), bus.ConsumeRejectedEvents(Source)}})
 }
 
 // Run serves until ctx ends.
@@ -118,53 +109,38 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // handle plans one request. A seed that cannot be read (absent, refused
-// credentials, not a seed) fails the precache with an event the agent
-// waits for; a transient registry error is retried by redelivery.
-func (s *Service) handle(ctx context.Context, e cloudevents.Event) error {
-	req, err := events.DataAs[events.PrecacheRequested](e)
-	if err != nil {
-		return bus.Permanent(err)
-	}
+// credentials, not a seed) is answered with a failure the agent waits
+// for; a transient registry error is retried by redelivery.
+func (s *Service) handle(ctx context.Context, req events.PrecacheRequested) (events.Data, error) {
 	log := s.log.With("cluster", req.ClusterID, "generation", req.Generation)
 	start := time.Now()
 	seed, err := seedimage.Inspect(ctx, req.SeedImage, s.cfg.SeedOptions...)
 	if err != nil {
 		if transient(err) {
-			return fmt.Errorf("inspect seed: %w", err)
+			return nil, fmt.Errorf("inspect seed: %w", err)
 		}
 		log.Warn("precache refused: seed unreadable", "seed", req.SeedImage, "error", err)
-		return s.fail(ctx, e, req, "SeedUnreadable", err.Error())
+		return events.PrecacheFailed{ClusterID: req.ClusterID, PlanID: req.PlanID,
+			Generation: req.Generation, Reason: "SeedUnreadable", Message: events.ClipMarked(err.Error(), 1000)}, nil
 	}
 	plan, err := s.Plan(ctx, req, seed.Images, seed.Info.Architecture)
 	if err != nil {
-		return err // the budget bucket is unreachable: retry by redelivery
-	}
-	out, err := events.New(Source, req.ClusterID, plan)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	out.SetID(e.ID() + ".plan") // a redelivered request re-sends the same plan; dedup drops it
-	subject, err := events.TaskSubject(events.ServiceNodeAgent, req.ClusterID)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	if _, err := s.pub.Publish(ctx, subject, out); err != nil {
-		return fmt.Errorf("send pull plan: %w", err)
+		return nil, err // the budget bucket is unreachable: retry by redelivery
 	}
 	var bytes int64
 	for _, img := range plan.Images {
 		bytes += img.SizeBytes
 	}
-	log.Info("pull plan sent", "seedImages", len(seed.Images), "toPull", len(plan.Images),
+	log.Info("pull plan made", "seedImages", len(seed.Images), "toPull", len(plan.Images),
 		"bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return plan, nil
 }
 
 // Plan computes a request's pull plan for a seed's image list: the images
 // the node lacks, mirrored, ordered shared layers first, with sizes; and it
 // makes sure the fleet limit of every registry in it is in the budget.
-func (s *Service) Plan(ctx context.Context, req events.PrecacheRequested, seedImages []string, arch string) (events.PrecachePullRequested, error) {
-	plan := events.PrecachePullRequested{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
+func (s *Service) Plan(ctx context.Context, req events.PrecacheRequested, seedImages []string, arch string) (events.PrecachePlanned, error) {
+	plan := events.PrecachePlanned{ClusterID: req.ClusterID, PlanID: req.PlanID, Generation: req.Generation,
 		Concurrency: req.Concurrency, MaxBytesPerSec: s.cfg.MaxBytesPerSec, BestEffort: req.BestEffort,
 		PullSecretRef: req.PullSecretRef}
 	if plan.Concurrency <= 0 {
@@ -197,24 +173,6 @@ func (s *Service) limitFor(registry string) int {
 		return n
 	}
 	return s.cfg.DefaultFleetLimit
-}
-
-// fail tells the agent (on its event subject) that no plan will come.
-func (s *Service) fail(ctx context.Context, in cloudevents.Event, req events.PrecacheRequested, reason, msg string) error {
-	out, err := events.New(Source, req.ClusterID, events.PrecacheFailed{ClusterID: req.ClusterID, PlanID: req.PlanID,
-		Generation: req.Generation, Reason: reason, Message: events.ClipMarked(msg, 1000)})
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	out.SetID(in.ID() + ".failed")
-	subject, err := events.SubjectFor(out.Type(), req.ClusterID)
-	if err != nil {
-		return bus.Permanent(err)
-	}
-	if _, err := s.pub.Publish(ctx, subject, out); err != nil {
-		return fmt.Errorf("publish precache failure: %w", err)
-	}
-	return nil
 }
 
 // transient: worth a redelivery (not a refusal or an absent or bad seed).

@@ -104,10 +104,10 @@ func (e *env) next(stream, subject string) cloudevents.Event {
 	return ev
 }
 
-func (e *env) plan(cluster string) events.PrecachePullRequested {
+func (e *env) plan(cluster string) events.PrecachePlanned {
 	e.t.Helper()
-	task, _ := events.TaskSubject(events.ServiceNodeAgent, cluster)
-	p, err := events.DataAs[events.PrecachePullRequested](e.next(bus.StreamTasks, task))
+	answer, _ := events.SubjectFor(events.TypePrecachePlanned, cluster)
+	p, err := events.DataAs[events.PrecachePlanned](e.next(bus.StreamEvents, answer))
 	if err != nil {
 		e.t.Fatal(err)
 	}

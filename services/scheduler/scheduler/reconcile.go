@@ -156,14 +156,5 @@ func (s *Scheduler) report(ctx context.Context, p state.Plan, reason string) err
 
 // emit publishes an event about a cluster or a plan.
 func (s *Scheduler) emit(ctx context.Context, id string, data events.Data) error {
-	e, err := events.New(source, id, data)
-	if err != nil {
-		return err
-	}
-	subject, err := events.SubjectFor(e.Type(), id)
-	if err != nil {
-		return err
-	}
-	_, err = s.pub.Publish(ctx, subject, e)
-	return err
+	return s.pub.Emit(ctx, source, id, data)
 }

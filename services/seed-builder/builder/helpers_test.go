@@ -62,7 +62,7 @@ func newRigWith(t testing.TB, tel telemetry.Telemetry) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	t.Cleanup(func() { cancel(); <-done; <-done })
-	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Logger: log}
+	w := &capture.Worker{ClusterID: seedCluster, Host: r.host, JS: js, WorkDir: filepath.Join(r.dir, "work"), Telemetry: telemetry.Telemetry{Logger: log}}
 	go func() { defer func() { done <- struct{}{} }(); _ = w.Run(ctx) }()
 	r.replica = func() {
 		svc := builder.New(js, builder.Config{Telemetry: tel, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Minute, AckWait: 3 * time.Second})

@@ -171,14 +171,5 @@ func (b *build) progress(ctx context.Context, phase events.SeedBuildPhase, layer
 }
 
 func (b *build) emit(ctx context.Context, data events.Data) error {
-	e, err := events.New("/services/seed-builder", b.req.ClusterID, data)
-	if err != nil {
-		return err
-	}
-	subject, err := events.SubjectFor(data.EventType(), b.req.ClusterID)
-	if err != nil {
-		return err
-	}
-	_, err = b.s.pub.Publish(ctx, subject, e)
-	return err
+	return b.s.pub.Emit(ctx, "/services/seed-builder", b.req.ClusterID, data)
 }

@@ -79,11 +79,10 @@ func followPlan(ctx context.Context, js jetstream.JetStream, planID string) (<-c
 		return nil, nil, fmt.Errorf("stream %s: %w", bus.StreamEvents, err)
 	}
 	// ibu.event.plan.<plan>.<event name>
-	subject, err := events.PlanEventSubject(planID, "x")
+	subject, err := events.PlanEventFilter(planID)
 	if err != nil {
 		return nil, nil, err
 	}
-	subject = subject[:len(subject)-1] + ">"
 	cons, err := js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: info.State.LastSeq + 1,
@@ -135,15 +134,7 @@ func planRequest(planID, seedRef string, w int) events.PlanCreateRequested {
 
 // publishRequest publishes a plan request.
 func publishRequest(ctx context.Context, js jetstream.JetStream, req events.PlanCreateRequested) error {
-	e, err := events.New("/fleetbench", req.PlanID, req)
-	if err != nil {
-		return err
-	}
-	subject, err := events.SubjectFor(e.Type(), "")
-	if err != nil {
-		return err
-	}
-	if _, err := bus.NewPublisher(js).Publish(ctx, subject, e); err != nil {
+	if err := bus.NewPublisher(js).Emit(ctx, "/fleetbench", req.PlanID, req); err != nil {
 		return fmt.Errorf("publish the plan request %s: %w", req.PlanID, err)
 	}
 	return nil

@@ -23,6 +23,6 @@ func main() {
 		if err != nil {
 			return fmt.Errorf("%w: %w", runner.ErrConfig, err)
 		}
-		return backuprestore.New(s.JS, backuprestore.Config{Clusters: clusters, Cluster: reg.LocalCluster, WaitTimeout: *wait, Logger: s.Telemetry.Logger}).Run(ctx)
+		return backuprestore.New(s.JS, backuprestore.Config{Clusters: clusters, Cluster: reg.LocalCluster, WaitTimeout: *wait, Telemetry: s.Telemetry}).Run(ctx)
 	})
 }

@@ -26,6 +26,6 @@ func main() {
 			return fmt.Errorf("%w: %w", runner.ErrConfig, err)
 		}
 		return health.New(s.JS, health.Config{Clusters: clusters, Cluster: reg.LocalCluster, Window: *window, Timeout: *timeout,
-			Interval: *interval, Logger: s.Telemetry.Logger}).Run(ctx)
+			Interval: *interval, Telemetry: s.Telemetry}).Run(ctx)
 	})
 }

@@ -34,7 +34,7 @@ func main() {
 		*name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-		pc := precache.Config{Name: *name, Logger: s.Telemetry.Logger, NodeConcurrency: *nodeConc, DefaultFleetLimit: *fleetDefault,
+		pc := precache.Config{Name: *name, Telemetry: s.Telemetry, NodeConcurrency: *nodeConc, DefaultFleetLimit: *fleetDefault,
 			FleetLimits: limits, MaxBytesPerSec: *bps, Replicas: cfg.StreamReplicas}
 		if *authFile != "" {
 			kc, err := seedimage.AuthFileKeychain(*authFile)
