@@ -16,8 +16,8 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/state"
-	"ibu.dev/shared/telemetry"
 	"ibu.dev/shared/store"
+	"ibu.dev/shared/telemetry"
 )
 
 // Config tunes a scheduler replica.

@@ -21,8 +21,8 @@ import (
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
-	"ibu.dev/shared/telemetry"
 	"ibu.dev/shared/store"
+	"ibu.dev/shared/telemetry"
 )
 
 // Config is the seed-builder's configuration.
