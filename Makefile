@@ -25,7 +25,7 @@ build:
 test: test-shared test-others
 
 ## kube-bins: kube-apiserver and etcd for the tests that need a real API
-## server (shared/kubetest), built from test/kube/bins (a module outside
+## server (shared/testkit/kubetest), built from test/kube/bins (a module outside
 ## go.work) into bin/kube/. Cold about 6 min on 2 cores; skipped when current.
 KUBE_VERSION  = v1.35.4
 KUBE_BIN     ?= $(CURDIR)/bin/kube
@@ -64,10 +64,10 @@ bench: kube-bins
 	IBU_BENCH_AGENTS=$${IBU_BENCH_AGENTS:-1000} $(GO) test -run '^$$' -bench BenchmarkFleetSim -benchtime 1x -count 1 -timeout 20m ./node-agent/bench/
 	$(GO) run ./test/cmd/fleetbench --clusters $${IBU_FLEET_SIZES:-100,1000}
 	$(GO) test -run '^$$' -bench BenchmarkDashboard -benchtime 1x -count 1 ./test/observability/
-	$(GO) test -run '^$$' -bench BenchmarkRound -benchtime 50x -count 1 ./services/health/health/
-	$(GO) test -run '^$$' -bench 'BenchmarkPrecache(Node|Fleet)$$' -benchtime 1x -count 1 ./services/precache/precache/
+	$(GO) test -run '^$$' -bench BenchmarkRound -benchtime 50x -count 1 ./services/health/stability/
+	$(GO) test -run '^$$' -bench 'BenchmarkPrecache(Node|Fleet)$$' -benchtime 1x -count 1 ./services/precache/pullplan/
 	IBU_BENCH_SPOKES=$${IBU_BENCH_SPOKES:-2000} $(GO) test -run '^$$' -bench BenchmarkHubSpokes -benchtime 1x -count 1 -timeout 20m ./test/hubbench/
-	$(GO) test -run '^$$' -bench 'BenchmarkSeedBuild|BenchmarkArtifactHop' -benchtime 1x -count 1 -timeout 20m ./services/seed-builder/builder/
+	$(GO) test -run '^$$' -bench 'BenchmarkSeedBuild|BenchmarkArtifactHop' -benchtime 1x -count 1 -timeout 20m ./services/seed-builder/seedbuild/
 
 ## fuzz: run the decoders' fuzzers for a while (their seed corpora run in `make test`)
 FUZZTIME ?= 60s

@@ -12,7 +12,7 @@ import (
 
 	"ibu.dev/shared/natsauth"
 	"ibu.dev/shared/natsembed"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // init, issue a cluster's credentials, connect with them to a server that

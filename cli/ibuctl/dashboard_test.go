@@ -11,9 +11,9 @@ import (
 
 	"ibu.dev/cli/dashboard"
 	"ibu.dev/shared/bus"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func TestDashboardCommand(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func run(t *testing.T, args ...string) (string, error) {

@@ -9,9 +9,9 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // testNowUnix is the clock of the hand-made plans.

@@ -15,7 +15,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // testHub is an embedded JetStream with ibu's topology, for commands that

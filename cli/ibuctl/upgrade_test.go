@@ -10,9 +10,9 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func TestUpgradePublishesThePlanRequest(t *testing.T) {

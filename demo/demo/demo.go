@@ -28,7 +28,7 @@ import (
 	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/services/scheduler/rollout"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
@@ -303,7 +303,7 @@ func (d *demo) fleet(ctx context.Context, seed seedimage.Summary, o fleetOptions
 	}
 
 	// The scheduler takes over: one plan request for the whole fleet.
-	sched := scheduler.New(d.js, scheduler.Config{Name: "demo", Tick: 100 * time.Millisecond, Telemetry: telemetry.Telemetry{Logger: d.log, Tracer: d.tracer}})
+	sched := rollout.New(d.js, rollout.Config{Name: "demo", Tick: 100 * time.Millisecond, Telemetry: telemetry.Telemetry{Logger: d.log, Tracer: d.tracer}})
 	wg.Go(func() {
 		if err := sched.Run(ctx); err != nil {
 			errs <- fmt.Errorf("scheduler: %w", err)

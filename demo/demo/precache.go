@@ -9,7 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/services/precache/precache"
+	"ibu.dev/services/precache/pullplan"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -31,7 +31,7 @@ func (d *demo) startPrecache(ctx context.Context, blobDir string) error {
 		return err
 	}
 	d.blobs = blobs
-	svc := precache.New(d.js, precache.Config{Name: "demo", Telemetry: telemetry.Telemetry{Logger: d.log, Tracer: d.tracer}, SeedOptions: d.seedAuth,
+	svc := pullplan.New(d.js, pullplan.Config{Name: "demo", Telemetry: telemetry.Telemetry{Logger: d.log, Tracer: d.tracer}, SeedOptions: d.seedAuth,
 		Remote: []remote.Option{remote.WithAuth(auth)}, DefaultFleetLimit: demoFleetPullLimit})
 	sub, err := svc.Start(ctx)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/capture"
-	"ibu.dev/services/seed-builder/builder"
+	"ibu.dev/services/seed-builder/seedbuild"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/seedimage"
@@ -33,7 +33,7 @@ const demoSeedCluster = "seed-lab"
 // build requests on ibu.request.seed.build. A request with a wrong password
 // is refused before the seed cluster is touched; the next one captures,
 // pushes, reads back and tags. The returned stop ends the seed cluster and
-// the seed-builder.
+// the seed-seedbuild.
 func (d *demo) buildSeed(ctx context.Context, dir string) (seedimage.Summary, func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -85,7 +85,7 @@ func (d *demo) buildSeed(ctx context.Context, dir string) (seedimage.Summary, fu
 		Namespaces: []string{"openshift-etcd", "openshift-kube-apiserver"}, Healthy: true, HealthMessage: "simulated"}}
 	worker := &capture.Worker{ClusterID: demoSeedCluster, Host: host, JS: d.js, WorkDir: filepath.Join(dir, "capture"), Telemetry: telemetry.Telemetry{Logger: d.log}}
 	wg.Go(func() { _ = worker.Run(ctx) })
-	svc := builder.New(d.js, builder.Config{Telemetry: telemetry.Telemetry{Logger: d.log}, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Second})
+	svc := seedbuild.New(d.js, seedbuild.Config{Telemetry: telemetry.Telemetry{Logger: d.log}, InspectTimeout: 20 * time.Second, CaptureTimeout: 20 * time.Second})
 	wg.Go(func() { _ = svc.Run(ctx) })
 
 	ref := reg.Host() + "/telco/sno-seed:4.16.9"
@@ -97,8 +97,8 @@ func (d *demo) buildSeed(ctx context.Context, dir string) (seedimage.Summary, fu
 	if err != nil {
 		return fail(err)
 	}
-	if rec.State != state.SeedBuildFailed || rec.Reason != builder.ReasonUnauthorized {
-		return fail(fmt.Errorf("seed build with a wrong password: want Failed %s, got %s %s: %s", builder.ReasonUnauthorized, rec.State, rec.Reason, rec.Message))
+	if rec.State != state.SeedBuildFailed || rec.Reason != seedbuild.ReasonUnauthorized {
+		return fail(fmt.Errorf("seed build with a wrong password: want Failed %s, got %s %s: %s", seedbuild.ReasonUnauthorized, rec.State, rec.Reason, rec.Message))
 	}
 	d.say("seed", "seed build with a wrong password refused before the seed cluster was touched (%d quiesces, workloads running: %v): %s",
 		host.Quiesces(), host.Running(), rec.Message)

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"ibu.dev/deploy/chart"
-	"ibu.dev/shared/kubetest"
+	"ibu.dev/shared/testkit/kubetest"
 )
 
 var kube *kubetest.Server

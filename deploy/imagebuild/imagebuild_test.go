@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"ibu.dev/deploy/imagebuild"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 const root = "../.."

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"ibu.dev/deploy/imagebuild"
-	"ibu.dev/shared/registrytest"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 // Push sends the index to a registry that requires credentials, read from

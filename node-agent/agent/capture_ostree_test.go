@@ -13,9 +13,9 @@ import (
 	"ibu.dev/node-agent/host/ostree"
 	"ibu.dev/node-agent/host/ostreetest"
 	"ibu.dev/shared/bus"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // A seed captured from a real ostree host and laid by another cluster's

@@ -27,9 +27,9 @@ import (
 	"ibu.dev/node-agent/seedapply"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // A re-seed as the seed-builder makes it when the tag already holds a

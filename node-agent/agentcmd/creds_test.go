@@ -12,9 +12,9 @@ import (
 	"ibu.dev/node-agent/agentcmd"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natsauth"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // The agent does its whole job (register, watch, report Idle) with nothing

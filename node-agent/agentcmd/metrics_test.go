@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"ibu.dev/node-agent/agentcmd"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // With --metrics-listen the agent serves its metrics, runtime ones

@@ -17,9 +17,9 @@ import (
 
 	"ibu.dev/node-agent/agentcmd"
 	"ibu.dev/shared/bus"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while the agent writes.

@@ -16,10 +16,10 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/shared/natstest"
-	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
+	"ibu.dev/shared/testkit/natstest"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 // Environment knobs of BenchmarkFleetSim.

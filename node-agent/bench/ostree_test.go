@@ -28,10 +28,10 @@ import (
 	"ibu.dev/node-agent/host/systemd"
 	"ibu.dev/node-agent/journal"
 	"ibu.dev/node-agent/seedapply"
-	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 // benchKargs are the kernel arguments of the new deployment, for the agent

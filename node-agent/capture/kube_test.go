@@ -11,7 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"ibu.dev/node-agent/capture"
-	"ibu.dev/shared/kubetest"
+	"ibu.dev/shared/testkit/kubetest"
 )
 
 // The reporter reads the seed cluster's namespaces, CRDs, volumes and node

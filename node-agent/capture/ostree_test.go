@@ -17,8 +17,8 @@ import (
 	"ibu.dev/node-agent/capture"
 	"ibu.dev/node-agent/host/ostreetest"
 	"ibu.dev/shared/bus"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/seedimage/seedsim"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // TestCaptureRealOstree captures a real ostree sysroot and imports the

@@ -16,7 +16,7 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natsembed"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func TestPublishConsumeRoundTripWithTrace(t *testing.T) {

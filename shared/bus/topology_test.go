@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"ibu.dev/shared/bus"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func streamInfos(t *testing.T, js jetstream.JetStream) map[string]*jetstream.StreamInfo {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"ibu.dev/shared/clusterkube"
-	"ibu.dev/shared/kubetest"
+	"ibu.dev/shared/testkit/kubetest"
 )
 
 // TestRegistries: a kubeconfig file and a hub Secret both lead to a

@@ -16,9 +16,9 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natsauth"
 	"ibu.dev/shared/natsembed"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/pullbudget"
 	"ibu.dev/shared/state"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // hub is a real nats-server in operator (JWT) mode.

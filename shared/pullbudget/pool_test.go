@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/pullbudget"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func TestNoBucketMeansNoBudget(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/natsembed"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // syncBuffer is a log sink tests read while the service writes.

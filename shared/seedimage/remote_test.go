@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"ibu.dev/shared/registrytest"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 func layerDigests(t *testing.T, img v1.Image) map[Role]string {

@@ -11,9 +11,9 @@ import (
 
 	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/state"
 	"ibu.dev/shared/store"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func hub(t *testing.T) (jetstream.JetStream, context.Context) {

@@ -7,7 +7,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func wantStream(s events.Spec) string {

@@ -11,13 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	simfleet "ibu.dev/demo/fleet"
-	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/services/scheduler/rollout"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
-	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/state"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/testkit/natstest"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 // A 50-cluster rollout on a 3-node JetStream cluster: the server that leads
@@ -51,7 +51,7 @@ func TestFailoverOfTheStreamLeaderMidRollout(t *testing.T) {
 	done := make(chan error, 1)
 	_, sjs := natstest.Connect(t, c.URL())
 	go func() {
-		done <- scheduler.New(sjs, scheduler.Config{Name: "s1", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}).Run(runCtx)
+		done <- rollout.New(sjs, rollout.Config{Name: "s1", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}).Run(runCtx)
 	}()
 	t.Cleanup(func() {
 		stop()

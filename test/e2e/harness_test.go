@@ -15,17 +15,17 @@ import (
 	simfleet "ibu.dev/demo/fleet"
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/agent/simspoke"
-	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/services/scheduler/rollout"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/natsembed"
-	"ibu.dev/shared/natstest"
-	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/state"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/testkit/natstest"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 const seedVersion = "4.16.9"
@@ -109,7 +109,7 @@ func (f *fleet) scheduler(name string, clock func() time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- scheduler.New(f.js, scheduler.Config{Name: name, Now: clock, Telemetry: telemetry.Telemetry{Logger: f.log}, Tick: 50 * time.Millisecond}).Run(ctx)
+		done <- rollout.New(f.js, rollout.Config{Name: name, Now: clock, Telemetry: telemetry.Telemetry{Logger: f.log}, Tick: 50 * time.Millisecond}).Run(ctx)
 	}()
 	f.t.Cleanup(func() {
 		cancel()

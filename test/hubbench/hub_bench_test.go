@@ -20,7 +20,7 @@ import (
 
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/natsauth"
-	"ibu.dev/shared/natstest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // server is a nats-server process built from the module the workspace

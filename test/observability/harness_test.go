@@ -28,16 +28,16 @@ import (
 	"ibu.dev/node-agent/agent"
 	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/services/precache/precache"
-	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/services/precache/pullplan"
+	"ibu.dev/services/scheduler/rollout"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
-	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/testkit/natstest"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 const seedVersion = "4.16.9"
@@ -219,8 +219,8 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	auditOpts := []bus.ConsumeOption{bus.ConsumeService("ibuctl"), bus.ConsumeConcurrency(4), bus.ConsumeLogger(quiet())}
-	schedCfg := scheduler.Config{Name: "obs", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}
-	pcCfg := precache.Config{Name: "obs", Telemetry: telemetry.Telemetry{Logger: quiet()}, SeedOptions: []seedimage.Option{auth},
+	schedCfg := rollout.Config{Name: "obs", Telemetry: telemetry.Telemetry{Logger: quiet()}, Tick: 50 * time.Millisecond}
+	pcCfg := pullplan.Config{Name: "obs", Telemetry: telemetry.Telemetry{Logger: quiet()}, SeedOptions: []seedimage.Option{auth},
 		Remote: []remote.Option{remote.WithAuth(&authn.Basic{Username: regUser, Password: regPass})}}
 	if c.tracers != nil {
 		auditOpts = append(auditOpts, bus.ConsumeTracerProvider(c.tracers.audit))
@@ -239,7 +239,7 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 	t.Cleanup(sub.Stop)
 	if c.precache {
 		wg.Go(func() {
-			if err := precache.New(js, pcCfg).Run(runCtx); err != nil {
+			if err := pullplan.New(js, pcCfg).Run(runCtx); err != nil {
 				t.Errorf("precache service: %v", err)
 			}
 		})
@@ -282,7 +282,7 @@ func newFleet(t *testing.T, c fleetConfig) *fleet {
 		return len(keys) == c.n
 	})
 	wg.Go(func() {
-		if err := scheduler.New(js, schedCfg).Run(runCtx); err != nil {
+		if err := rollout.New(js, schedCfg).Run(runCtx); err != nil {
 			t.Errorf("scheduler: %v", err)
 		}
 	})

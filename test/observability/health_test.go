@@ -11,20 +11,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
-	"ibu.dev/services/health/health"
+	"ibu.dev/services/health/stability"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/clusterkube"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/kubetest"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/testkit/kubetest"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 // TestHealthServiceJoinsTheClusterTrace runs the real health service
 // against a real API server, each cluster's kubeconfig pointing at it, and
 // asks it for a gate the way the agent does: from the agent's step span
 // inside the cluster's upgrade trace. The service's consumer span of the
-// request and its publish of health.passed must land in that trace, under
+// request and its publish of stability.passed must land in that trace, under
 // the agent's publish and under the consumer span; the answer event
 // carries the trace on to whoever consumes it.
 //
@@ -50,7 +50,7 @@ func TestHealthServiceJoinsTheClusterTrace(t *testing.T) {
 	go func() {
 		// A bare API server: the mandatory checks find no OpenShift
 		// types and pass; a 1 ms window passes on the second round.
-		done <- health.New(js, health.Config{Clusters: clusterkube.Dir(dir), Window: time.Millisecond,
+		done <- stability.New(js, stability.Config{Clusters: clusterkube.Dir(dir), Window: time.Millisecond,
 			Interval: 20 * time.Millisecond, Telemetry: telemetry.Telemetry{Logger: quiet(), Tracer: tr.health}}).Run(ctx)
 	}()
 	t.Cleanup(func() {

@@ -18,8 +18,8 @@ import (
 	"ibu.dev/node-agent/agent/simspoke"
 	"ibu.dev/node-agent/host"
 	"ibu.dev/shared/events"
-	"ibu.dev/shared/natstest"
 	"ibu.dev/shared/telemetry"
+	"ibu.dev/shared/testkit/natstest"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

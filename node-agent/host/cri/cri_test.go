@@ -13,8 +13,8 @@ import (
 
 	"ibu.dev/node-agent/host"
 	"ibu.dev/node-agent/host/cri"
-	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage/seedsim"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 // endpoint returns the CRI socket to test against: $IBU_CRI_ENDPOINT when

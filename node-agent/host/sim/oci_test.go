@@ -12,8 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"ibu.dev/node-agent/host/sim"
-	"ibu.dev/shared/registrytest"
 	"ibu.dev/shared/seedimage/seedsim"
+	"ibu.dev/shared/testkit/registrytest"
 )
 
 func pushSet(t *testing.T, reg *registrytest.Registry, set seedsim.ImageSet) seedsim.ImageSetResult {

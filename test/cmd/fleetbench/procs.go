@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	simfleet "ibu.dev/demo/fleet"
-	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/services/scheduler/rollout"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -411,7 +411,7 @@ func startSchedulerInproc(ctx context.Context, url string, stderr io.Writer, tim
 	sctx, cancel := context.WithCancel(context.Background())
 	c := &inproc{cancel: cancel, done: make(chan struct{})}
 	go func() {
-		err := scheduler.New(js, scheduler.Config{Name: "bench", Telemetry: telemetry.Telemetry{Logger: log}}).Run(sctx)
+		err := rollout.New(js, rollout.Config{Name: "bench", Telemetry: telemetry.Telemetry{Logger: log}}).Run(sctx)
 		if err == nil && sctx.Err() == nil {
 			err = errors.New("scheduler stopped on its own")
 		}

@@ -1,5 +1,5 @@
 // Command backup-restore runs one replica of ibu's backup-restore service;
-// see package backuprestore. Replicas share the task consumer.
+// see package oadp. Replicas share the task consumer.
 package main
 
 import (
@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"ibu.dev/services/backup-restore/backuprestore"
+	"ibu.dev/services/backup-restore/dataprotection"
 	"ibu.dev/shared/clusterkube"
 	"ibu.dev/shared/runner"
 )
@@ -16,13 +16,13 @@ import (
 func main() {
 	cfg := runner.Flags("backup-restore", flag.CommandLine, os.Getenv)
 	reg := clusterkube.Flags(flag.CommandLine, os.Getenv)
-	wait := flag.Duration("wait-timeout", backuprestore.DefaultWaitTimeout, "deadline of each wait for a Velero Backup or Restore")
+	wait := flag.Duration("wait-timeout", dataprotection.DefaultWaitTimeout, "deadline of each wait for a Velero Backup or Restore")
 	flag.Parse()
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
 		clusters, err := clusterkube.Open(*reg)
 		if err != nil {
 			return fmt.Errorf("%w: %w", runner.ErrConfig, err)
 		}
-		return backuprestore.New(s.JS, backuprestore.Config{Clusters: clusters, Cluster: reg.LocalCluster, WaitTimeout: *wait, Telemetry: s.Telemetry}).Run(ctx)
+		return dataprotection.New(s.JS, dataprotection.Config{Clusters: clusters, Cluster: reg.LocalCluster, WaitTimeout: *wait, Telemetry: s.Telemetry}).Run(ctx)
 	})
 }

@@ -1,5 +1,5 @@
 // Command health runs one replica of ibu's health service; see package
-// health. Replicas share the task consumer.
+// stability. Replicas share the task consumer.
 package main
 
 import (
@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"ibu.dev/services/health/health"
+	"ibu.dev/services/health/stability"
 	"ibu.dev/shared/clusterkube"
 	"ibu.dev/shared/runner"
 )
@@ -16,16 +16,16 @@ import (
 func main() {
 	cfg := runner.Flags("health", flag.CommandLine, os.Getenv)
 	reg := clusterkube.Flags(flag.CommandLine, os.Getenv)
-	window := flag.Duration("window", health.DefaultWindow, "stabilisation window when a request sets none")
-	timeout := flag.Duration("timeout", health.DefaultTimeout, "gate deadline when a request sets none")
-	interval := flag.Duration("interval", health.DefaultInterval, "time between check rounds")
+	window := flag.Duration("window", stability.DefaultWindow, "stabilisation window when a request sets none")
+	timeout := flag.Duration("timeout", stability.DefaultTimeout, "gate deadline when a request sets none")
+	interval := flag.Duration("interval", stability.DefaultInterval, "time between check rounds")
 	flag.Parse()
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
 		clusters, err := clusterkube.Open(*reg)
 		if err != nil {
 			return fmt.Errorf("%w: %w", runner.ErrConfig, err)
 		}
-		return health.New(s.JS, health.Config{Clusters: clusters, Cluster: reg.LocalCluster, Window: *window, Timeout: *timeout,
+		return stability.New(s.JS, stability.Config{Clusters: clusters, Cluster: reg.LocalCluster, Window: *window, Timeout: *timeout,
 			Interval: *interval, Telemetry: s.Telemetry}).Run(ctx)
 	})
 }

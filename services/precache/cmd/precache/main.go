@@ -1,5 +1,5 @@
 // Command precache runs one replica of ibu's precache service; see package
-// precache. Run several: they share one durable consumer and the fleet's
+// pullplan. Run several: they share one durable consumer and the fleet's
 // pull budget in JetStream.
 package main
 
@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"ibu.dev/services/precache/precache"
+	"ibu.dev/services/precache/pullplan"
 	"ibu.dev/shared/runner"
 	"ibu.dev/shared/seedimage"
 )
@@ -34,7 +34,7 @@ func main() {
 		*name = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-		pc := precache.Config{Name: *name, Telemetry: s.Telemetry, NodeConcurrency: *nodeConc, DefaultFleetLimit: *fleetDefault,
+		pc := pullplan.Config{Name: *name, Telemetry: s.Telemetry, NodeConcurrency: *nodeConc, DefaultFleetLimit: *fleetDefault,
 			FleetLimits: limits, MaxBytesPerSec: *bps, Replicas: cfg.StreamReplicas}
 		if *authFile != "" {
 			kc, err := seedimage.AuthFileKeychain(*authFile)
@@ -46,7 +46,7 @@ func main() {
 		} else {
 			pc.Remote = []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 		}
-		return precache.New(s.JS, pc).Run(ctx)
+		return pullplan.New(s.JS, pc).Run(ctx)
 	})
 }
 

@@ -1,5 +1,5 @@
 // Command scheduler runs one replica of ibu's fleet scheduler; see package
-// scheduler. Run several: plans are owned by one replica at a time.
+// rollout. Run several: plans are owned by one replica at a time.
 package main
 
 import (
@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"ibu.dev/services/scheduler/scheduler"
+	"ibu.dev/services/scheduler/rollout"
 	"ibu.dev/shared/runner"
 )
 
@@ -18,6 +18,6 @@ func main() {
 	lease := flag.Duration("lease-ttl", 15*time.Second, "how long a replica owns a plan without renewing it")
 	flag.Parse()
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-		return scheduler.New(s.JS, scheduler.Config{Name: *name, LeaseTTL: *lease, Telemetry: s.Telemetry}).Run(ctx)
+		return rollout.New(s.JS, rollout.Config{Name: *name, LeaseTTL: *lease, Telemetry: s.Telemetry}).Run(ctx)
 	})
 }

@@ -1,5 +1,5 @@
 // Command seed-builder runs one replica of ibu's seed-builder; see package
-// builder.
+// seedbuild.
 package main
 
 import (
@@ -7,7 +7,7 @@ import (
 	"flag"
 	"os"
 
-	"ibu.dev/services/seed-builder/builder"
+	"ibu.dev/services/seed-builder/seedbuild"
 	"ibu.dev/shared/runner"
 )
 
@@ -17,7 +17,7 @@ func main() {
 	namespace := flag.String("namespace", envOr("POD_NAMESPACE", "ibu-system"), "default namespace of Secret references ($POD_NAMESPACE)")
 	flag.Parse()
 	runner.Main(cfg, func(ctx context.Context, s *runner.Service) error {
-		return builder.New(s.JS, builder.Config{Telemetry: s.Telemetry, SecretsDir: *secrets, Namespace: *namespace}).Run(ctx)
+		return seedbuild.New(s.JS, seedbuild.Config{Telemetry: s.Telemetry, SecretsDir: *secrets, Namespace: *namespace}).Run(ctx)
 	})
 }
 

@@ -1,3 +1,0 @@
-// Package backuprestore drives Velero Backups before the pivot and Restores,
-// wave by wave, after it, from the OADP ConfigMaps of a plan.
-package backuprestore

@@ -1,3 +1,0 @@
-// Package health runs stabilisation checks against a cluster's API and
-// reports passed only when health has held for a window.
-package health

@@ -1,4 +1,0 @@
-// Package precache plans the container image pulls of a cluster in Prep:
-// only what the node lacks, shared layers first, within a fleet-wide pull
-// budget.
-package precache
