@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"ibu.dev/shared/buckets"
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 )
@@ -70,5 +71,23 @@ func TestReplaceKeepsTheRest(t *testing.T) {
 	}
 	if _, err := s.Replace("no markers"); err == nil {
 		t.Error("a document without markers was accepted")
+	}
+}
+
+// Every request/answer pair and every catalogued bucket is in its table.
+func TestAsksAndBucketsTablesNameEveryEntry(t *testing.T) {
+	asks := Asks()
+	for _, a := range events.Asks() {
+		for _, typ := range []string{a.Request, a.Completed, a.Failed} {
+			if !strings.Contains(asks, "`"+typ+"`") {
+				t.Errorf("asks table lacks %s", typ)
+			}
+		}
+	}
+	table := Buckets()
+	for _, s := range buckets.All() {
+		if !strings.Contains(table, "`"+s.Name+"`") {
+			t.Errorf("buckets table lacks %s", s.Name)
+		}
 	}
 }

@@ -22,6 +22,8 @@ func Sections() []Section {
 		{File: "README.md", Name: "contract", Content: Contract()},
 		{File: "docs/architecture.md", Name: "contract", Content: contract("../")},
 		{File: "docs/architecture.md", Name: "topology", Content: Topology()},
+		{File: "docs/architecture.md", Name: "buckets", Content: Buckets()},
+		{File: "docs/architecture.md", Name: "asks", Content: Asks()},
 	}
 }
 
