@@ -123,12 +123,16 @@ func Ask[T events.Data](ctx context.Context, js jetstream.JetStream, pub *Publis
 		}
 		fctx, cancel := context.WithTimeout(ctx, min(left, askFetchWait))
 		msg, err := cons.Next(jetstream.FetchContext(fctx))
+		fetchExpired := fctx.Err() != nil
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return zero, ctx.Err()
 			}
-			if noAnswerYet(err) {
+			// A fetch whose own wait ran out (even before it was sent:
+			// nats.go refuses an expired context as an invalid option) is
+			// no answer yet.
+			if fetchExpired || noAnswerYet(err) {
 				continue
 			}
 			return zero, fmt.Errorf("wait for the answer to %s: %w", typ, err)
