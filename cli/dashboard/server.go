@@ -108,49 +108,25 @@ func (s *Server) run(ctx context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	var done []<-chan struct{}
+	caches := store.NewSet()
 	defer func() {
 		cancel()
-		for _, d := range done {
-			<-d
-		}
+		caches.Wait()
 	}()
-	type cache interface {
-		WaitForSync(context.Context) error
-		Done() <-chan struct{}
-		Err() error
-	}
-	var caches []cache
-	pc, err := store.NewCache(ctx, plans, store.CacheOptions[state.Plan]{OnEvent: s.applyPlan})
-	if err != nil {
+	if _, err := store.Follow(ctx, caches, plans, store.CacheOptions[state.Plan]{OnEvent: s.applyPlan}); err != nil {
 		return err
 	}
-	caches = append(caches, pc)
-	cc, err := store.NewCache(ctx, clusters, store.CacheOptions[state.Cluster]{OnEvent: s.applyCluster})
-	if err != nil {
+	if _, err := store.Follow(ctx, caches, clusters, store.CacheOptions[state.Cluster]{OnEvent: s.applyCluster}); err != nil {
 		return err
 	}
-	caches = append(caches, cc)
-	sc, err := store.NewCache(ctx, s.status, store.CacheOptions[state.Status]{OnEvent: s.applyStatus})
-	if err != nil {
+	if _, err := store.Follow(ctx, caches, s.status, store.CacheOptions[state.Status]{OnEvent: s.applyStatus}); err != nil {
 		return err
 	}
-	caches = append(caches, sc)
-	lost := make(chan error, len(caches))
-	for _, c := range caches {
-		done = append(done, c.Done())
-		go func() {
-			<-c.Done()
-			lost <- c.Err()
-		}()
-	}
-	for _, c := range caches {
-		if err := c.WaitForSync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+	if err := caches.WaitForSync(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
 		}
+		return err
 	}
 	s.mu.Lock()
 	s.m.takeDelta() // the snapshot carries the initial values
@@ -163,7 +139,7 @@ func (s *Server) run(ctx context.Context) error {
 		case <-ctx.Done():
 			s.closeClients()
 			return nil
-		case err := <-lost:
+		case err := <-caches.Lost():
 			s.closeClients()
 			if ctx.Err() != nil {
 				return nil

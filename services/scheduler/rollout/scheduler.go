@@ -129,57 +129,32 @@ func (s *Scheduler) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Cancel before waiting: the caches end on ctx, so an early return (a
 	// watch refused at start) must stop them rather than wait for them.
-	var done []<-chan struct{}
+	// The set's Lost reports the first cache that ends while ctx is live:
+	// its watch is lost, and deciding on a stale cache is not allowed.
+	caches := store.NewSet()
 	defer func() {
 		cancel()
-		for _, d := range done {
-			<-d
-		}
+		caches.Wait()
 	}()
-	// lost receives the first cache that ends while ctx is live: its
-	// watch is lost, and deciding on a stale cache is not allowed.
-	lost := make(chan error, 4)
-	var caches []interface {
-		WaitForSync(context.Context) error
-		Done() <-chan struct{}
-		Err() error
-	}
-	pc, err := store.NewCache(ctx, plans, store.CacheOptions[state.Plan]{OnEvent: follow(s, s.applyPlan)})
-	if err != nil {
+	if _, err := store.Follow(ctx, caches, plans, store.CacheOptions[state.Plan]{OnEvent: follow(s, s.applyPlan)}); err != nil {
 		return err
 	}
-	caches = append(caches, pc)
-	cc, err := store.NewCache(ctx, clusters, store.CacheOptions[state.Cluster]{OnEvent: follow(s, s.applyCluster)})
-	if err != nil {
+	if _, err := store.Follow(ctx, caches, clusters, store.CacheOptions[state.Cluster]{OnEvent: follow(s, s.applyCluster)}); err != nil {
 		return err
 	}
-	caches = append(caches, cc)
-	dc, err := store.NewCache(ctx, desired, store.CacheOptions[state.Desired]{OnEvent: follow(s, s.applyDesired)})
-	if err != nil {
+	if _, err := store.Follow(ctx, caches, desired, store.CacheOptions[state.Desired]{OnEvent: follow(s, s.applyDesired)}); err != nil {
 		return err
 	}
-	caches = append(caches, dc)
-	sc, err := store.NewCache(ctx, status, store.CacheOptions[state.Status]{OnEvent: follow(s, s.applyStatus)})
-	if err != nil {
+	if _, err := store.Follow(ctx, caches, status, store.CacheOptions[state.Status]{OnEvent: follow(s, s.applyStatus)}); err != nil {
 		return err
-	}
-	caches = append(caches, sc)
-	for _, c := range caches {
-		done = append(done, c.Done())
-		go func() {
-			<-c.Done()
-			lost <- c.Err()
-		}()
 	}
 	// Decide nothing before every cache holds the current state: a desired
 	// generation missed here would be written again, lower, and ignored.
-	for _, c := range caches {
-		if err := c.WaitForSync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+	if err := caches.WaitForSync(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
 		}
+		return err
 	}
 	sub, err := bus.Consume(ctx, s.js, bus.StreamRequests, "scheduler", s.handleRequest,
 		bus.ConsumeService(events.ServiceScheduler), bus.ConsumeFilterSubjects("ibu.request.plan.>"),
@@ -196,7 +171,7 @@ func (s *Scheduler) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-lost:
+		case err := <-caches.Lost():
 			if ctx.Err() != nil {
 				return nil
 			}
