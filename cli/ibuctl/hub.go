@@ -31,7 +31,7 @@ func runHub(ctx context.Context, io IO, args []string) error {
 		}
 		*store = dir
 	}
-	srv, err := startHub(ctx, *store, *port)
+	srv, err := natsembed.StartHub(ctx, natsembed.Config{StoreDir: *store, Port: *port})
 	if err != nil {
 		return err
 	}
@@ -41,40 +41,12 @@ func runHub(ctx context.Context, io IO, args []string) error {
 	return nil
 }
 
-// startHub starts an embedded server and ensures the topology on it.
-func startHub(ctx context.Context, store string, port int) (*natsembed.Server, error) {
-	srv, err := natsembed.Start(ctx, natsembed.Config{StoreDir: store, Port: port})
-	if err != nil {
-		return nil, fmt.Errorf("start embedded NATS: %w", err)
-	}
-	nc, js, err := connect(natsconn.Config{URL: srv.URL()})
-	if err != nil {
-		srv.Shutdown()
-		return nil, err
-	}
-	defer nc.Close()
-	if err := bus.EnsureTopology(ctx, js); err != nil {
-		srv.Shutdown()
-		return nil, fmt.Errorf("ensure topology: %w", err)
-	}
-	return srv, nil
-}
-
 // connect dials c once, named ibuctl unless c names the connection.
 func connect(c natsconn.Config) (*nats.Conn, jetstream.JetStream, error) {
 	if c.Name == "" {
 		c.Name = "ibuctl"
 	}
-	nc, err := c.Connect(nats.Timeout(5 * time.Second))
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("JetStream at %s: %w", natsconn.Redact(c.URL), err)
-	}
-	return nc, js, nil
+	return c.JetStream(nats.Timeout(5 * time.Second))
 }
 
 // runPublish publishes structured CloudEvent files on their contract

@@ -32,6 +32,7 @@ import (
 	"ibu.dev/shared/bus"
 	"ibu.dev/shared/events"
 	"ibu.dev/shared/fingerprint"
+	"ibu.dev/shared/natsembed"
 	"ibu.dev/shared/seedimage"
 	"ibu.dev/shared/seedimage/seedsim"
 	"ibu.dev/shared/stages"
@@ -88,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log := slog.New(slog.NewTextHandler(cfg.Err, &slog.HandlerOptions{Level: slog.LevelError}))
 	d := &demo{out: cfg.Out, log: log, started: time.Now(), gen: map[string]int64{}}
 	d.say("hub", "starting embedded nats-server with JetStream (file storage in %s)", dir)
-	srv, err := fleet.StartHub(ctx, filepath.Join(dir, "jetstream"), 0)
+	srv, err := natsembed.StartHub(ctx, natsembed.Config{StoreDir: filepath.Join(dir, "jetstream")})
 	if err != nil {
 		return err
 	}

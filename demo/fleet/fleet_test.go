@@ -10,11 +10,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"ibu.dev/node-agent/agent"
+	"ibu.dev/shared/natsembed"
 	"ibu.dev/shared/seedimage/seedsim"
 )
 
 func TestFleetRegistersAndStops(t *testing.T) {
-	srv, err := StartHub(t.Context(), t.TempDir(), 0)
+	srv, err := natsembed.StartHub(t.Context(), natsembed.Config{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,17 +30,24 @@ func (p *Publisher) Emit(ctx context.Context, source, about string, data events.
 	}
 	e, err := events.New(source, about, data)
 	if err != nil {
-		return fmt.Errorf("build %s: %w", data.EventType(), err)
+		return &buildError{fmt.Errorf("build %s: %w", data.EventType(), err)}
 	}
 	if o.id != "" {
 		e.SetID(o.id)
 	}
 	subject, err := events.SubjectFor(e.Type(), about)
 	if err != nil {
-		return err
+		return &buildError{err}
 	}
 	if _, err := p.Publish(ctx, subject, e); err != nil {
 		return fmt.Errorf("publish %s: %w", e.Type(), err)
 	}
 	return nil
 }
+
+// buildError: the event could not be built (its data or its subject is
+// not of the contract); sending it again cannot help.
+type buildError struct{ err error }
+
+func (e *buildError) Error() string { return e.err.Error() }
+func (e *buildError) Unwrap() error { return e.err }

@@ -2,12 +2,13 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"ibu.dev/shared/buckets"
 )
 
 // ErrNoChange, returned by an update function, skips the write.
@@ -91,27 +92,37 @@ func Update(ctx context.Context, kv jetstream.KeyValue, key string, fn func(cur 
 // exist, exists false) and changes it in place. It returns the value as
 // stored and its revision.
 func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, fn func(v *T, exists bool) error) (T, uint64, error) {
+	return UpdateValue(ctx, kv, key, buckets.JSON[T](), fn)
+}
+
+// UpdateValue is Update for a value of type T stored with codec: fn gets a
+// pointer to the decoded current value (the zero T when the key does not
+// exist, exists false) and changes it in place; returning ErrNoChange
+// skips the write. It returns the value as stored and its revision.
+func UpdateValue[T any](ctx context.Context, kv jetstream.KeyValue, key string, codec buckets.Codec[T], fn func(v *T, exists bool) error) (T, uint64, error) {
 	var result T
 	rev, err := Update(ctx, kv, key, func(cur []byte, _ uint64, exists bool) ([]byte, error) {
 		var v T
 		if exists {
-			if err := json.Unmarshal(cur, &v); err != nil {
+			d, err := codec.Decode(cur)
+			if err != nil {
 				return nil, fmt.Errorf("decode current value: %w", err)
 			}
+			v = d
 		}
 		if err := fn(&v, exists); err != nil {
 			if errors.Is(err, ErrNoChange) {
 				// fn may have touched v; report what is stored.
 				var stored T
 				if exists {
-					_ = json.Unmarshal(cur, &stored)
+					stored, _ = codec.Decode(cur)
 				}
 				result = stored
 			}
 			return nil, err
 		}
 		result = v
-		return json.Marshal(v)
+		return codec.Encode(v)
 	})
 	if err != nil {
 		var zero T

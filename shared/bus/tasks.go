@@ -33,19 +33,11 @@ func TaskPlacement(service, cluster string) (subject, durable string, err error)
 // JetStream's dedup and the asker (Ask) knows it for its own. For a
 // handler: a malformed answer is Permanent, a failed publish is retried.
 func (p *Publisher) Answer(ctx context.Context, source string, task cloudevents.Event, answer events.Data) error {
-	out, err := events.New(source, task.Subject(), answer)
-	if err != nil {
+	err := p.Emit(ctx, source, task.Subject(), answer, EmitID(events.AnswerID(task.ID())))
+	if _, malformed := errors.AsType[*buildError](err); malformed {
 		return Permanent(err)
 	}
-	out.SetID(events.AnswerID(task.ID()))
-	subject, err := events.SubjectFor(answer.EventType(), task.Subject())
-	if err != nil {
-		return Permanent(err)
-	}
-	if _, err := p.Publish(ctx, subject, out); err != nil {
-		return fmt.Errorf("publish %s: %w", answer.EventType(), err)
-	}
-	return nil
+	return err
 }
 
 // TaskHandler answers the tasks of one type; build it with HandleTask.

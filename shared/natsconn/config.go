@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The flags' names, without the leading dashes, and their environment
@@ -168,4 +169,19 @@ func (c Config) Connect(opts ...nats.Option) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", Redact(c.URL), err)
 	}
 	return nc, nil
+}
+
+// JetStream dials the servers once with c's options and then opts, and
+// returns the connection with its JetStream context.
+func (c Config) JetStream(opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := c.Connect(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("JetStream at %s: %w", Redact(c.URL), err)
+	}
+	return nc, js, nil
 }

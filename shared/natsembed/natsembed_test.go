@@ -8,6 +8,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"ibu.dev/shared/bus"
+	"ibu.dev/shared/natsconn"
 	"ibu.dev/shared/natsembed"
 )
 
@@ -114,5 +116,29 @@ func TestClusterStopRestart(t *testing.T) {
 	}
 	if _, err := js.Publish(ctx, "r3.x", []byte("x")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// StartHub leaves a server with every stream and bucket of the topology.
+func TestStartHubEnsuresTheTopology(t *testing.T) {
+	srv, err := natsembed.StartHub(t.Context(), natsembed.Config{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, js, err := natsconn.Config{URL: srv.URL()}.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, s := range bus.StreamConfigs() {
+		if _, err := js.Stream(t.Context(), s.Name); err != nil {
+			t.Errorf("stream %s: %v", s.Name, err)
+		}
+	}
+	for _, kv := range bus.KeyValueConfigs() {
+		if _, err := js.KeyValue(t.Context(), kv.Bucket); err != nil {
+			t.Errorf("bucket %s: %v", kv.Bucket, err)
+		}
 	}
 }

@@ -106,41 +106,13 @@ func (b *Bucket[T]) Delete(ctx context.Context, key string, opts ...jetstream.KV
 	return nil
 }
 
-// Update changes key with compare-and-set (bus.Update): fn gets the
+// Update changes key with compare-and-set (bus.UpdateValue): fn gets the
 // current value (the zero T when the key does not exist, exists false) and
 // changes it in place; it may be called several times and must have no
 // side effects; returning bus.ErrNoChange skips the write. Update returns
 // the value as stored and its revision.
 func (b *Bucket[T]) Update(ctx context.Context, key string, fn func(v *T, exists bool) error) (T, uint64, error) {
-	var result T
-	rev, err := bus.Update(ctx, b.kv, key, func(cur []byte, _ uint64, exists bool) ([]byte, error) {
-		var v T
-		if exists {
-			d, err := b.codec.Decode(cur)
-			if err != nil {
-				return nil, fmt.Errorf("decode current value: %w", err)
-			}
-			v = d
-		}
-		if err := fn(&v, exists); err != nil {
-			if errors.Is(err, bus.ErrNoChange) {
-				// fn may have touched v; report what is stored.
-				var stored T
-				if exists {
-					stored, _ = b.codec.Decode(cur)
-				}
-				result = stored
-			}
-			return nil, err
-		}
-		result = v
-		return b.codec.Encode(v)
-	})
-	if err != nil {
-		var zero T
-		return zero, 0, err
-	}
-	return result, rev, nil
+	return bus.UpdateValue(ctx, b.kv, key, b.codec, fn)
 }
 
 // Keys lists the bucket's keys (none: an empty list, no error).

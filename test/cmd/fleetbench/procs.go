@@ -22,6 +22,7 @@ import (
 
 	simfleet "ibu.dev/demo/fleet"
 	"ibu.dev/services/scheduler/rollout"
+	"ibu.dev/shared/natsembed"
 	"ibu.dev/shared/telemetry"
 )
 
@@ -377,7 +378,7 @@ func (c *inproc) Stop() error {
 // startHubInproc runs an embedded nats-server with ibu's topology in this
 // process, as `ibuctl hub` does in its own.
 func startHubInproc(ctx context.Context, store string) (*inproc, string, error) {
-	srv, err := simfleet.StartHub(ctx, store, 0)
+	srv, err := natsembed.StartHub(ctx, natsembed.Config{StoreDir: store})
 	if err != nil {
 		return nil, "", err
 	}
