@@ -96,19 +96,14 @@ func writeClusterTable(w io.Writer, rows []clusterRow, now time.Time) error {
 
 func runClusters(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("clusters", io)
-	nf := addNATSFlags(fs, io)
-	outFlag := outputFlag(fs)
+	hf := addHubFlags(fs, io)
 	selFlag := fs.String("selector", "", "only clusters whose labels match: 'k=v,k!=v,k in (a,b),k notin (a,b),k,!k'")
-	pos, help, err := parseArgs(fs, args)
+	pos, out, help, err := hf.parse(fs, args)
 	if err != nil || help {
 		return err
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: clusters takes no arguments (use --selector)", ErrUsage)
-	}
-	out, err := parseOutput(*outFlag)
-	if err != nil {
-		return err
 	}
 	var sel *events.LabelSelector
 	if *selFlag != "" {
@@ -116,7 +111,7 @@ func runClusters(ctx context.Context, io IO, args []string) error {
 			return fmt.Errorf("--selector: %w", err)
 		}
 	}
-	nc, js, err := nf.connect()
+	nc, js, err := hf.connect()
 	if err != nil {
 		return err
 	}

@@ -274,3 +274,23 @@ func waitError(err error, planID string, d time.Duration, awaited string, last *
 	}
 	return fmt.Errorf("plan %s: still %s after %s (waiting for %s); it carries on: `ibuctl status %s --watch` follows it", planID, last.Phase, d, awaited, planID)
 }
+
+// hubFlags are the flags of a command that reads the hub and prints what
+// it found: the NATS connection's and -o.
+type hubFlags struct {
+	*natsFlags
+	output *string
+}
+
+func addHubFlags(fs *flag.FlagSet, io IO) hubFlags {
+	return hubFlags{natsFlags: addNATSFlags(fs, io), output: outputFlag(fs)}
+}
+
+// parse parses args as parseArgs does, then the output format.
+func (h hubFlags) parse(fs *flag.FlagSet, args []string) (pos []string, out outputFormat, help bool, err error) {
+	if pos, help, err = parseArgs(fs, args); err != nil || help {
+		return nil, "", help, err
+	}
+	out, err = parseOutput(*h.output)
+	return pos, out, false, err
+}

@@ -133,20 +133,15 @@ func noSuchPlan(planID string) error {
 
 func runPlanList(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("plan list", io)
-	nf := addNATSFlags(fs, io)
-	outFlag := outputFlag(fs)
-	pos, help, err := parseArgs(fs, args)
+	hf := addHubFlags(fs, io)
+	pos, out, help, err := hf.parse(fs, args)
 	if err != nil || help {
 		return err
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: plan list takes no arguments", ErrUsage)
 	}
-	out, err := parseOutput(*outFlag)
-	if err != nil {
-		return err
-	}
-	nc, js, err := nf.connect()
+	nc, js, err := hf.connect()
 	if err != nil {
 		return err
 	}
@@ -182,20 +177,15 @@ func writePlanTable(w io.Writer, sums []planSummary, now time.Time) error {
 
 func runPlanGet(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("plan get", io)
-	nf := addNATSFlags(fs, io)
-	outFlag := outputFlag(fs)
-	pos, help, err := parseArgs(fs, args)
+	hf := addHubFlags(fs, io)
+	pos, out, help, err := hf.parse(fs, args)
 	if err != nil || help {
 		return err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: plan get ID", ErrUsage)
 	}
-	out, err := parseOutput(*outFlag)
-	if err != nil {
-		return err
-	}
-	nc, js, err := nf.connect()
+	nc, js, err := hf.connect()
 	if err != nil {
 		return err
 	}
@@ -409,21 +399,16 @@ type controlResult struct {
 // resume: no longer Paused; abort: the plan ended) or was rejected.
 func runPlanControl(ctx context.Context, io IO, verb string, args []string) error {
 	fs := newFlags("plan "+verb, io)
-	nf := addNATSFlags(fs, io)
-	outFlag := outputFlag(fs)
+	hf := addHubFlags(fs, io)
 	reason := fs.String("reason", "", "why, for the audit log")
 	wait := fs.Bool("wait", false, "wait until the scheduler applied the request (abort: until the plan ended) or rejected it")
 	timeout := fs.Duration("timeout", 0, "give up waiting after this long (default: no limit)")
-	pos, help, err := parseArgs(fs, args)
+	pos, out, help, err := hf.parse(fs, args)
 	if err != nil || help {
 		return err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: plan %s ID [--reason TEXT] [--wait]", ErrUsage, verb)
-	}
-	out, err := parseOutput(*outFlag)
-	if err != nil {
-		return err
 	}
 	planID := pos[0]
 	if err := events.ValidID(planID); err != nil {
@@ -456,7 +441,7 @@ func runPlanControl(ctx context.Context, io IO, verb string, args []string) erro
 	if err != nil {
 		return err
 	}
-	nc, js, err := nf.connect()
+	nc, js, err := hf.connect()
 	if err != nil {
 		return err
 	}

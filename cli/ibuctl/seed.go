@@ -150,17 +150,12 @@ func seedLine(r state.SeedBuild) string {
 
 func runSeedStatus(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("seed status", io)
-	nf := addNATSFlags(fs, io)
-	outFlag := outputFlag(fs)
-	pos, help, err := parseArgs(fs, args)
+	hf := addHubFlags(fs, io)
+	pos, out, help, err := hf.parse(fs, args)
 	if err != nil || help {
 		return err
 	}
-	out, err := parseOutput(*outFlag)
-	if err != nil {
-		return err
-	}
-	nc, js, err := nf.connect()
+	nc, js, err := hf.connect()
 	if err != nil {
 		return err
 	}

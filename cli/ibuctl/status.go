@@ -355,26 +355,21 @@ func renderPlansSummary(plans []state.Plan, now time.Time) string {
 
 func runStatus(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("status", io)
-	nf := addNATSFlags(fs, io)
-	outFlag := outputFlag(fs)
+	hf := addHubFlags(fs, io)
 	watch := fs.Bool("watch", false, "redraw on every change until the plan ends (or Ctrl-C)")
-	pos, help, err := parseArgs(fs, args)
+	pos, out, help, err := hf.parse(fs, args)
 	if err != nil || help {
 		return err
 	}
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: status [PLAN] [--watch]", ErrUsage)
 	}
-	out, err := parseOutput(*outFlag)
-	if err != nil {
-		return err
-	}
 	if len(pos) == 1 {
 		if err := events.ValidID(pos[0]); err != nil {
 			return fmt.Errorf("plan id: %w", err)
 		}
 	}
-	nc, js, err := nf.connect()
+	nc, js, err := hf.connect()
 	if err != nil {
 		return err
 	}

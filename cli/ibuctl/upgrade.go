@@ -53,8 +53,7 @@ type upgradeFlags struct {
 
 func runUpgrade(ctx context.Context, io IO, args []string) error {
 	fs := newFlags("upgrade", io)
-	nf := addNATSFlags(fs, io)
-	outFlag := outputFlag(fs)
+	hf := addHubFlags(fs, io)
 	var f upgradeFlags
 	fs.StringVar(&f.planID, "plan", "", "plan id: a DNS label (required)")
 	fs.StringVar(&f.seedImage, "seed-image", "", "seed image pull spec, by tag or digest (required)")
@@ -98,16 +97,12 @@ func runUpgrade(ctx context.Context, io IO, args []string) error {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "ask the scheduler what the plan would do, change nothing, print its answer")
 	fs.BoolVar(&f.wait, "wait", false, "follow the plan until it ends: exit 0 if Completed, 1 if Failed, Aborted or rejected")
 	fs.DurationVar(&f.timeout, "timeout", 0, "give up waiting after this long (default: 1m for --dry-run, none for --wait)")
-	pos, help, err := parseArgs(fs, args)
+	pos, out, help, err := hf.parse(fs, args)
 	if err != nil || help {
 		return err
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: upgrade takes no arguments, got %q", ErrUsage, pos)
-	}
-	out, err := parseOutput(*outFlag)
-	if err != nil {
-		return err
 	}
 	req, err := f.request()
 	if err != nil {
@@ -122,7 +117,7 @@ func runUpgrade(ctx context.Context, io IO, args []string) error {
 		return err
 	}
 
-	nc, js, err := nf.connect()
+	nc, js, err := hf.connect()
 	if err != nil {
 		return err
 	}
