@@ -123,7 +123,10 @@ func Ask[T events.Data](ctx context.Context, js jetstream.JetStream, pub *Publis
 		}
 		fctx, cancel := context.WithTimeout(ctx, min(left, askFetchWait))
 		msg, err := cons.Next(jetstream.FetchContext(fctx))
-		fetchExpired := fctx.Err() != nil
+		// By the fetch's own deadline, not fctx.Err(): the context's timer
+		// may fire a little after the deadline that nats.go already read.
+		fetchDeadline, _ := fctx.Deadline()
+		fetchExpired := !time.Now().Before(fetchDeadline)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
